@@ -1,0 +1,75 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Results
+#
+# **Claim.** Every number of the study in one table, each with its kind of likelihood, its
+# standard error over test images and the published number it should be compared with,
+# and a statement of where the two protocols differ. A number worse than the published one
+# is shown as it is. The table is also written as `results.csv` beside the runs.
+
+# %% tags=["parameters"]
+profile = "digits"
+results_dir = None
+device = "cpu"  # unused: this notebook only reads records
+data_dir = None
+seed = 0
+
+# %%
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import display
+from myst_nb import glue
+
+from densitybench import paths, report
+
+out = paths.resolve(results_dir, profile)
+records = report.collect(out)
+print(f"{len(records)} runs of profile {profile!r} in {out}")
+
+# %% [markdown]
+# ## Negative log-likelihood
+#
+# Lower is better. *exact*: the model's likelihood is computed exactly; on integer-level
+# data a continuous model's number is an upper bound on the discrete NLL through uniform
+# dequantization (see each model's page). "±" is the standard error over test images.
+
+# %%
+table = report.nll_table(records)
+table.to_csv(out / "results.csv", index=False)
+pd.set_option("display.max_colwidth", 200)
+display(table.drop(columns=["source of published", "protocol differences"]).set_index("model"))
+
+# %% [markdown]
+# ## Published numbers and protocol differences
+
+# %%
+display(table[["model", "dataset", "published", "source of published", "protocol differences"]].set_index("model"))
+
+# %% [markdown]
+# ## Provenance
+#
+# Each number was produced by the run below: its seed, the commit of the code, the device
+# and the torch version (the full record, with the configuration and package versions, is in
+# `<run>/metrics.json`). A checkpoint marked "not kept" was over the size limit; its
+# configuration rebuilds it.
+
+# %%
+display(report.provenance_table(records).set_index("run"))
+glue("n_runs", len(records), display=False)
+glue("results_profile", profile, display=False)
+
+# %% [markdown]
+# This page aggregates {glue:text}`n_runs` runs of the profile {glue:text}`results_profile`.

@@ -1,0 +1,51 @@
+"""Published numbers the study compares itself with, and the protocol each was made under.
+
+Values are test NLL in nats per image (lower is better) unless ``unit`` says bits/dim.
+A run names the anchor it should be compared with in its config (``anchor``); the
+results table puts the two side by side with the run's own statement of how the
+protocols differ.
+"""
+
+from __future__ import annotations
+
+FIXED_BINARIZATION = "binarized MNIST, fixed binarization (Larochelle & Murray 2011), 50k/10k/10k"
+DEQUANTIZED_MNIST = "8-bit MNIST, uniformly dequantized, (x + u) / 256; 50k/10k/10k"
+
+#: key -> (model, dataset protocol, value, unit, source)
+ANCHORS: dict[str, dict] = {
+    "mob_k10": dict(model="Mixture of Bernoullis, K=10", protocol=FIXED_BINARIZATION, value=168.95, unit="nats",
+                    source="Germain et al. 2015 (MADE), Table 6"),
+    "mob_k500": dict(model="Mixture of Bernoullis, K=500", protocol=FIXED_BINARIZATION, value=137.64, unit="nats",
+                     source="Germain et al. 2015 (MADE), Table 6"),
+    "fvsbn": dict(model="FVSBN", protocol=FIXED_BINARIZATION, value=97.45, unit="nats",
+                  source="Larochelle & Murray 2011"),
+    "nade_1hl": dict(model="NADE, 1 hidden layer, fixed order", protocol=FIXED_BINARIZATION, value=88.33,
+                     unit="nats", source="Uria et al. 2016 (88.86 in Larochelle & Murray 2011)"),
+    "made_1hl_1mask": dict(model="MADE, 1 hidden layer, 1 mask", protocol=FIXED_BINARIZATION, value=88.40,
+                           unit="nats", source="Germain et al. 2015 (MADE), Table 6"),
+    "made_1hl_32masks": dict(model="MADE, 1 hidden layer, 32 masks", protocol=FIXED_BINARIZATION, value=88.04,
+                             unit="nats", source="Germain et al. 2015 (MADE), Table 6"),
+    "made_2hl_1mask": dict(model="MADE, 2 hidden layers, 1 mask", protocol=FIXED_BINARIZATION, value=89.59,
+                           unit="nats", source="Germain et al. 2015 (MADE), Table 6"),
+    "made_2hl_32masks": dict(model="MADE, 2 hidden layers, 32 masks", protocol=FIXED_BINARIZATION, value=86.64,
+                             unit="nats", source="Germain et al. 2015 (MADE), Table 6"),
+    "pixelcnn": dict(model="PixelCNN", protocol=FIXED_BINARIZATION, value=81.30, unit="nats",
+                     source="van den Oord et al. 2016 (PixelRNN), Table 4"),
+    "row_lstm": dict(model="Row LSTM", protocol=FIXED_BINARIZATION, value=80.54, unit="nats",
+                     source="van den Oord et al. 2016 (PixelRNN), Table 4"),
+    "nice": dict(model="NICE", protocol=DEQUANTIZED_MNIST, value=4.36, unit="bits/dim",
+                 source="Dinh et al. 2014 (log-likelihood 1980.50 nats on [0,1]^784)"),
+    "made_dequantized": dict(model="MADE (density on dequantized data)", protocol=DEQUANTIZED_MNIST, value=2.04,
+                             unit="bits/dim", source="Grathwohl et al. 2019 (FFJORD), Table 2"),
+    "realnvp": dict(model="RealNVP", protocol=DEQUANTIZED_MNIST, value=1.06, unit="bits/dim",
+                    source="Grathwohl et al. 2019 (FFJORD), Table 2"),
+}
+
+
+def get(key: str | None) -> dict | None:
+    """The anchor ``key`` (with its key), or None when the run names none."""
+    if key is None:
+        return None
+    if key not in ANCHORS:
+        raise KeyError(f"unknown anchor {key!r}; known: {', '.join(ANCHORS)}")
+    return {"key": key, **ANCHORS[key]}

@@ -1,0 +1,296 @@
+"""Final evaluation of a trained model and the one record each run writes.
+
+The test split is touched here only. A run directory holds:
+
+- ``metrics.json``: the numbers with their standard errors and provenance;
+- ``samples.png`` / ``samples.npy``: a grid of samples and the raw samples;
+- ``neighbours.png``, ``nn_distances.png``: samples beside their nearest training image,
+  and those distances against the same distances of held-out test images;
+- ``model.pt``: the checkpoint, when it is at most ``MAX_CHECKPOINT_MB``.
+
+Protocol for each likelihood:
+
+- binary or K-level data, discrete model: ``test_nll_nats`` is the exact mean NLL.
+- K-level data, continuous model: the model is a density on the dequantized data
+  ``y = (x + u) / K``, ``u ~ U(0, 1)^D`` drawn once with a fixed seed. Then
+  ``test_nll_nats_continuous = -E log p(y)`` and the discrete NLL is bounded by
+  ``test_nll_nats = test_nll_nats_continuous + D log K`` (the change of variables
+  ``x + u -> y`` has Jacobian ``K^{-D}``); bits/dim = ``test_nll_nats / (D log 2)``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__, anchors, data as data_mod, metrics, models, paths, plots
+
+MAX_CHECKPOINT_MB = 10.0
+#: seed of the one dequantization draw used for validation and test numbers
+DEQUANTIZATION_SEED = 1234
+
+
+# --------------------------------------------------------------------------- provenance
+
+
+def git_commit() -> dict:
+    """The commit of the repository and whether its code differs from that commit."""
+
+    def git(*args):
+        return subprocess.run(
+            ["git", *args], cwd=paths.REPO_ROOT, capture_output=True, text=True, timeout=30, check=False
+        )
+
+    try:
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return {"commit": None, "dirty": None}
+        dirty = git("status", "--porcelain", "--", "src", "notebooks", "pyproject.toml").stdout.strip() != ""
+        return {"commit": head.stdout.strip(), "dirty": dirty}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version(), "densitybench": __version__}
+    for pkg in ("torch", "numpy", "scipy", "scikit-learn", "pandas", "matplotlib"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"cpu: {cpu}, {torch.get_num_threads()} threads"
+
+
+def provenance(device: torch.device) -> dict:
+    git = git_commit()
+    return {
+        "git_commit": git["commit"],
+        "git_dirty": git["dirty"],
+        "versions": versions(),
+        "device": describe_device(device),
+        "platform": platform.platform(),
+        "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def model_input(model, x_levels: torch.Tensor, n_levels: int, seed: int = DEQUANTIZATION_SEED) -> torch.Tensor:
+    """The tensor a model takes for integer-level data: the levels themselves, or for a
+    continuous model the dequantized ``(x + u) / n_levels`` with a fixed seed."""
+    if model.support == "continuous":
+        return data_mod.dequantize(x_levels, n_levels, torch.Generator().manual_seed(seed))
+    return x_levels
+
+
+@torch.no_grad()
+def per_example_nll(model, x: torch.Tensor, batch_size: int = 500) -> np.ndarray:
+    """``-log_prob`` of every example (nats), in eval mode."""
+    model.eval()
+    dev = model.device
+    return np.concatenate([-model.log_prob(b.to(dev)).double().cpu().numpy() for b in x.split(batch_size)])
+
+
+def nll_summary(model, data: data_mod.ImageData, split: str = "test") -> dict:
+    """Mean NLL of a split with its standard error over examples, in nats and bits/dim."""
+    x = model_input(model, data.split(split), data.n_levels)
+    nll = per_example_nll(model, x)
+    mean, se = metrics.mean_se(nll)
+    out = {}
+    D = data.n_dims
+    if model.support == "continuous":
+        shift = D * math.log(data.n_levels)
+        out["nll_nats_continuous"] = mean
+        mean = mean + shift
+    out.update({"nll_nats": mean, "nll_se": se, "bits_per_dim": mean / (D * math.log(2)), "bits_per_dim_se": se / (D * math.log(2))})
+    return out
+
+
+def to_image(x: torch.Tensor, data: data_mod.ImageData, continuous: bool) -> torch.Tensor:
+    """Images in [0, 1] for display and L2 neighbours: levels / (K - 1), or clipped y."""
+    if continuous:
+        return x.float().clamp(0, 1)
+    return x.float() / (data.n_levels - 1)
+
+
+def neighbour_check(samples_img: torch.Tensor, data: data_mod.ImageData, n_test: int = 1000, seed: int = 0) -> dict:
+    """Nearest training image of each sample, and of ``n_test`` held-out test images."""
+    metric = "hamming" if data.kind == "binary" else "l2"
+    train = to_image(data.train, data, False)
+    g = torch.Generator().manual_seed(seed)
+    test_idx = torch.randperm(data.test.shape[0], generator=g)[: min(n_test, data.test.shape[0])]
+    test = to_image(data.test[test_idx], data, False)
+    sample_q = samples_img.round() if metric == "hamming" else samples_img
+    d_s, i_s = metrics.nearest_neighbours(sample_q, train, metric)
+    d_t, _ = metrics.nearest_neighbours(test, train, metric)
+    return {"metric": metric, "sample_distances": d_s, "sample_index": i_s, "test_distances": d_t, "train": train}
+
+
+def record_run(
+    model,
+    data: data_mod.ImageData,
+    history,
+    run_dir: str | os.PathLike,
+    config: dict,
+    seed: int = 0,
+    n_samples: int = 64,
+    extra: dict | None = None,
+) -> dict:
+    """Evaluate ``model`` on the test split, write the run directory, return the metrics.
+
+    Args:
+        model: a trained :class:`~densitybench.models.DensityModel` (its best weights).
+        data: the dataset it was trained on.
+        history: the :class:`~densitybench.train.History` of training.
+        run_dir: directory to write (created).
+        config: everything needed to rerun: dataset, model name and hyperparameters,
+            training settings, profile; may name an ``anchor`` and a ``protocol_note``.
+        seed: the run's seed (also seeds sampling).
+        n_samples: samples drawn for the grid and the neighbour check.
+        extra: further fields for ``metrics.json``.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = model.device
+    continuous = model.support == "continuous"
+
+    test = valid = {}
+    if model.likelihood != "none":
+        test = nll_summary(model, data, "test")
+        valid = nll_summary(model, data, "valid")
+
+    g = torch.Generator(device=device).manual_seed(seed)
+    t0 = time.perf_counter()
+    samples = model.sample(n_samples, generator=g).cpu()
+    sample_seconds = time.perf_counter() - t0
+    samples_img = to_image(samples, data, continuous)
+    np.save(run_dir / "samples.npy", samples_img.numpy().astype(np.float16))
+
+    nn = neighbour_check(samples_img, data, seed=seed)
+    title = config.get("label", config.get("model", ""))
+    fig = plots.image_grid(samples_img, title=f"{title}: samples")
+    fig.savefig(run_dir / "samples.png", dpi=100, bbox_inches="tight")
+    fig = plots.neighbour_pairs(samples_img, nn["train"][nn["sample_index"]], nn["sample_distances"], nn["metric"])
+    fig.savefig(run_dir / "neighbours.png", dpi=100, bbox_inches="tight")
+    fig = plots.distance_histogram(nn["sample_distances"], nn["test_distances"], nn["metric"], title=title)
+    fig.savefig(run_dir / "nn_distances.png", dpi=100, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+    ckpt = run_dir / "model.pt"
+    models.save(model, ckpt)
+    size_mb = ckpt.stat().st_size / 2**20
+    checkpoint = {"path": "model.pt", "size_mb": round(size_mb, 2)}
+    if size_mb > MAX_CHECKPOINT_MB:
+        ckpt.unlink()
+        checkpoint = {"path": None, "size_mb": round(size_mb, 2),
+                      "note": f"not kept: larger than {MAX_CHECKPOINT_MB:g} MB; rerun the config to rebuild it"}
+
+    anchor = anchors.get(config.get("anchor"))
+    record = {
+        "run": run_dir.name,
+        "model": config.get("model"),
+        "label": config.get("label", config.get("model")),
+        "dataset": data.name,
+        "dataset_description": data.description,
+        "likelihood": model.likelihood,
+        "protocol": _protocol(model, data),
+        "test_nll_nats": test.get("nll_nats"),
+        "test_nll_se": test.get("nll_se"),
+        "test_nll_nats_continuous": test.get("nll_nats_continuous"),
+        "bits_per_dim": test.get("bits_per_dim"),
+        "bits_per_dim_se": test.get("bits_per_dim_se"),
+        "valid_nll_nats": valid.get("nll_nats"),
+        "valid_nll_se": valid.get("nll_se"),
+        "n_test": int(data.test.shape[0]),
+        "n_params": int(model.n_params()),
+        "train_seconds": float(history.train_seconds),
+        "sample_seconds": float(sample_seconds),
+        "sample_seconds_per_image": float(sample_seconds / n_samples),
+        "n_samples": n_samples,
+        "epochs": len(history.epochs),
+        "best_epoch": history.best_epoch,
+        "stopped_early": history.stopped_early,
+        "history": history.epochs,
+        "nearest_neighbour": {
+            "metric": nn["metric"],
+            "samples": metrics.quantiles(nn["sample_distances"].numpy()),
+            "test": metrics.quantiles(nn["test_distances"].numpy()),
+            "n_test": int(len(nn["test_distances"])),
+        },
+        "anchor": anchor,
+        "protocol_note": config.get("protocol_note"),
+        "seed": seed,
+        "config": config,
+        "checkpoint": checkpoint,
+        **provenance(device),
+        **(extra or {}),
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(record, indent=2, default=_jsonable) + "\n")
+    return record
+
+
+def _protocol(model, data) -> str:
+    if model.likelihood == "none":
+        return "no likelihood"
+    if model.support == "continuous":
+        return (
+            f"density on dequantized data y = (x + u) / {data.n_levels}, u ~ U(0,1)^D (one draw, seed "
+            f"{DEQUANTIZATION_SEED}); discrete NLL bounded by -log p(y) + D ln {data.n_levels}"
+        )
+    kind = {"exact": "exact", "bound": "an upper bound on the", "estimate": "an estimate of the"}[model.likelihood]
+    return f"{kind} NLL of the {'binary' if data.kind == 'binary' else f'{data.n_levels}-level'} test images"
+
+
+def _jsonable(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, (tuple, set)):
+        return list(o)
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def reevaluate(run_dir: str | os.PathLike, data_dir=None) -> dict:
+    """Reload a run's checkpoint, recompute its test NLL and compare with ``metrics.json``."""
+    run_dir = Path(run_dir)
+    rec = json.loads((run_dir / "metrics.json").read_text())
+    if not (rec.get("checkpoint") or {}).get("path"):
+        raise FileNotFoundError(f"{run_dir}: no checkpoint was kept ({rec.get('checkpoint')})")
+    model = models.load(run_dir / rec["checkpoint"]["path"])
+    data = data_mod.load(rec["dataset"], data_dir)
+    now = nll_summary(model, data, "test")
+    return {
+        "run": rec["run"],
+        "committed": rec["test_nll_nats"],
+        "recomputed": now["nll_nats"],
+        "difference": now["nll_nats"] - rec["test_nll_nats"],
+    }

@@ -1,0 +1,136 @@
+"""The one interface every model wears.
+
+Public methods validate their inputs and delegate to private ones (the shape of
+``nflows``): ``log_prob`` -> ``_log_prob``, ``sample`` -> ``_sample``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+#: The kinds of likelihood a model can declare.
+LIKELIHOOD_KINDS = ("exact", "bound", "estimate", "none")
+#: The supports a model can declare for its inputs.
+SUPPORTS = ("binary", "levels", "continuous")
+
+
+class DensityModel(nn.Module):
+    """Base class: a density (or a generator) over tensors shaped ``(B, *data_shape)``.
+
+    Subclasses set:
+        likelihood: one of :data:`LIKELIHOOD_KINDS`; what ``log_prob`` returns.
+        trained_by_gradient: ``False`` for models fitted in closed form or by EM, which
+            then implement ``fit_closed_form(train, valid, progress)``.
+    and implement ``_log_prob(x)`` (input already validated) and ``_sample(n, generator)``.
+
+    Args:
+        data_shape: shape of one example, e.g. ``(1, 28, 28)``.
+        support: ``"binary"`` (values in {0, 1}), ``"levels"`` (integers 0..n_levels-1)
+            or ``"continuous"`` (finite reals).
+        n_levels: number of discrete levels for ``"levels"`` data.
+    """
+
+    likelihood: str = "exact"
+    trained_by_gradient: bool = True
+
+    def __init__(self, data_shape: tuple[int, ...], support: str = "binary", n_levels: int = 2):
+        super().__init__()
+        if support not in SUPPORTS:
+            raise ValueError(f"support must be one of {SUPPORTS}, not {support!r}")
+        self.data_shape = tuple(int(s) for s in data_shape)
+        self.n_dims = math.prod(self.data_shape)
+        self.support = support
+        self.n_levels = 2 if support == "binary" else int(n_levels)
+        #: what ``create`` was called with (for checkpoints); set by ``create``
+        self.hparams: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ interface
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-example log-likelihood in nats, shape ``(B,)``.
+
+        Raises:
+            ValueError: ``x`` has the wrong shape, is not floating point, or holds values
+                outside the model's support.
+        """
+        if self.likelihood == "none":
+            raise NotImplementedError(f"{type(self).__name__} declares no likelihood")
+        self.check_input(x)
+        return self._log_prob(x)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` samples shaped ``(n, *data_shape)``."""
+        if int(n) < 1:
+            raise ValueError(f"n must be a positive integer, not {n!r}")
+        with torch.no_grad():
+            return self._sample(int(n), generator)
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        """The scalar that training minimises: the mean NLL in nats by default."""
+        return -self.log_prob(x).mean()
+
+    def after_step(self) -> None:
+        """Called by the trainer after every optimiser step (e.g. to resample masks)."""
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def device(self) -> torch.device:
+        for t in list(self.parameters()) + list(self.buffers()):
+            return t.device
+        return torch.device("cpu")
+
+    def n_params(self) -> int:
+        """Number of free parameters (trainable tensors, or fitted buffers for EM models)."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        if params:
+            return sum(p.numel() for p in params)
+        return sum(b.numel() for b in self.buffers() if b.is_floating_point())
+
+    def check_input(self, x: torch.Tensor) -> None:
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f"expected a torch.Tensor, got {type(x).__name__}")
+        if x.ndim != len(self.data_shape) + 1 or tuple(x.shape[1:]) != self.data_shape:
+            raise ValueError(
+                f"{type(self).__name__} expects input of shape (B, {', '.join(map(str, self.data_shape))}), "
+                f"got {tuple(x.shape)}"
+            )
+        if not x.is_floating_point():
+            raise ValueError(f"{type(self).__name__} expects a floating-point tensor, got dtype {x.dtype}")
+        if self.support == "binary":
+            if not torch.all((x == 0) | (x == 1)):
+                raise ValueError(f"{type(self).__name__} models binary data: every value must be 0 or 1")
+        elif self.support == "levels":
+            if not torch.all((x == x.round()) & (x >= 0) & (x <= self.n_levels - 1)):
+                raise ValueError(
+                    f"{type(self).__name__} models {self.n_levels}-level data: every value must be an "
+                    f"integer in [0, {self.n_levels - 1}]"
+                )
+        elif not torch.isfinite(x).all():
+            raise ValueError(f"{type(self).__name__} expects finite values")
+
+    def _log_prob(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _sample(self, n: int, generator: torch.Generator | None) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
+class FittedBuffersMixin:
+    """For models whose state lives in buffers whose shapes are known only after fitting:
+    loading a state dict resizes those buffers first."""
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name, buf in list(self._buffers.items()):
+            key = prefix + name
+            if key in state_dict and buf is not None and buf.shape != state_dict[key].shape:
+                self._buffers[name] = torch.empty_like(state_dict[key])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def uniform(shape, generator: torch.Generator | None, device) -> torch.Tensor:
+    """Uniform noise drawn from ``generator`` (on its own device), moved to ``device``."""
+    gdev = generator.device if generator is not None else torch.device("cpu")
+    return torch.rand(shape, generator=generator, device=gdev).to(device)

@@ -1,0 +1,59 @@
+"""Aggregate the ``metrics.json`` of every run of a profile into the study's tables."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+
+def collect(results_dir: str | os.PathLike) -> list[dict]:
+    """Every run record under ``results_dir`` (one ``<run>/metrics.json`` each), sorted by run."""
+    recs = [json.loads(p.read_text()) for p in sorted(Path(results_dir).glob("*/metrics.json"))]
+    if not recs:
+        raise FileNotFoundError(f"no run records (*/metrics.json) in {results_dir}")
+    return recs
+
+
+def _pm(mean, se, digits):
+    if mean is None:
+        return "—"
+    return f"{mean:.{digits}f} ± {se:.{digits}f}" if se is not None else f"{mean:.{digits}f}"
+
+
+def nll_table(records: list[dict]) -> pd.DataFrame:
+    """One row per run: our number with its standard error beside the published one."""
+    rows = []
+    for r in records:
+        a = r.get("anchor") or {}
+        rows.append({
+            "model": r["label"],
+            "dataset": r["dataset"],
+            "likelihood": r["likelihood"],
+            "test NLL (nats)": _pm(r["test_nll_nats"], r["test_nll_se"], 2),
+            "bits/dim": _pm(r["bits_per_dim"], r.get("bits_per_dim_se"), 4),
+            "published": (f"{a['value']:.2f} {'nats' if a['unit'] == 'nats' else a['unit']}" if a else "—"),
+            "ours − published": (f"{r['test_nll_nats'] - a['value']:+.2f}" if a and a["unit"] == "nats" else "—"),
+            "parameters": r["n_params"],
+            "train (s)": round(r["train_seconds"], 1),
+            "sampling (ms/image)": round(1000 * r["sample_seconds_per_image"], 2),
+            "epochs (best)": f"{r['epochs']} ({r['best_epoch']})",
+            "source of published": a.get("source", "—") if a else "—",
+            "protocol differences": r.get("protocol_note") or "—",
+        })
+    return pd.DataFrame(rows)
+
+
+def provenance_table(records: list[dict]) -> pd.DataFrame:
+    """Where each number came from: run, seed, commit, device, versions."""
+    return pd.DataFrame([{
+        "run": r["run"],
+        "seed": r["seed"],
+        "commit": (r.get("git_commit") or "none")[:10] + (" (modified)" if r.get("git_dirty") else ""),
+        "device": r["device"],
+        "torch": r["versions"].get("torch"),
+        "checkpoint": (r.get("checkpoint") or {}).get("path") or "not kept",
+        "timestamp": r["timestamp"],
+    } for r in records])

@@ -1,0 +1,183 @@
+"""The study runner: profiles, notebook execution with papermill, and the book.
+
+A *profile* fixes every hyperparameter of every notebook for one scale of the study:
+
+- ``smoke``: the smallest, for the test suite (seconds per notebook);
+- ``digits``: the embedded default, scikit-learn's 8x8 digits on a CPU in minutes;
+- ``mnist``: binarized MNIST (MADE, mixture of Bernoullis) and 8-bit MNIST (PCA+GMM),
+  whose results are committed under ``results/mnist``.
+
+The notebooks read their configuration from :func:`config`; their ``parameters`` cell
+may override single entries. ``run`` executes ``notebooks/<name>.py`` (jupytext percent
+format) with papermill into ``results/<profile>/<name>.ipynb``; ``build_book`` copies the
+executed notebooks of one profile into ``book/executed/`` and builds the Jupyter Book
+without executing anything.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import paths
+
+#: notebooks in execution order (results aggregates what the others wrote)
+NOTEBOOKS = ("made", "pca_gmm", "results")
+
+_MADE_COMMON = dict(
+    hidden_sizes=[500], lr=1e-3, batch_size=100, weight_decay=0.0, lr_step=None, patience=15, resample_every=20
+)
+_MADE_PAPER = (
+    "paper: Adagrad, early stopping, hyperparameters chosen on validation; ours: Adam lr 1e-3, batch 100, "
+    "early stopping on the validation NLL (patience {patience}); same data and split"
+)
+
+PROFILES: dict[str, dict] = {
+    "smoke": {
+        "made": dict(
+            dataset="digits_binary", **{**_MADE_COMMON, "hidden_sizes": [32], "patience": 2}, epochs=2,
+            mask_runs=[1, 2], n_samples=16,
+        ),
+        "pca_gmm": dict(
+            dataset="digits", binary_dataset="digits_binary", variance=0.99, n_components=2, max_iter=5,
+            mob_components=[2], mob_max_iter=3, n_samples=16,
+        ),
+        "results": {},
+    },
+    "digits": {
+        "made": dict(dataset="digits_binary", **_MADE_COMMON, epochs=300, mask_runs=[1, 32], n_samples=64),
+        "pca_gmm": dict(
+            dataset="digits", binary_dataset="digits_binary", variance=0.99, n_components=10, max_iter=200,
+            mob_components=[10, 50], mob_max_iter=200, n_samples=64,
+        ),
+        "results": {},
+    },
+    "mnist": {
+        "made": dict(dataset="binarized_mnist", **_MADE_COMMON, epochs=100, mask_runs=[1, 32], n_samples=64),
+        "pca_gmm": dict(
+            dataset="mnist", binary_dataset="binarized_mnist", variance=0.99, n_components=110, max_iter=100,
+            mob_components=[10, 500], mob_max_iter=200, n_samples=64,
+        ),
+        "results": {},
+    },
+}
+
+
+def config(notebook: str, profile: str, **overrides) -> dict:
+    """The configuration of ``notebook`` under ``profile``; ``None`` overrides are ignored."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+    if notebook not in PROFILES[profile]:
+        raise ValueError(f"profile {profile!r} has no notebook {notebook!r}")
+    cfg = copy.deepcopy(PROFILES[profile][notebook])
+    cfg.update({k: v for k, v in overrides.items() if v is not None})
+    cfg["profile"] = profile
+    return cfg
+
+
+def made_protocol_note(cfg: dict) -> str:
+    return _MADE_PAPER.format(patience=cfg["patience"])
+
+
+# --------------------------------------------------------------------------- execution
+
+
+def _kernel_env() -> None:
+    """Make the kernel papermill starts use this interpreter (and its packages)."""
+    bindir = str(Path(sys.executable).parent)
+    if not os.environ.get("PATH", "").startswith(bindir + os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def execute(
+    name: str,
+    profile: str,
+    results_root: str | os.PathLike | None = None,
+    parameters: dict | None = None,
+    progress: bool = True,
+) -> Path:
+    """Execute ``notebooks/<name>.py`` with papermill; return the executed ``.ipynb``."""
+    import jupytext
+    import papermill
+
+    _kernel_env()
+    out_dir = paths.results_dir(profile, results_root)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    src = paths.notebooks_dir() / f"{name}.py"
+    nb = jupytext.read(src)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = {"profile": profile, "results_dir": paths.relative_to_repo(out_dir), **(parameters or {})}
+    out = out_dir / f"{name}.ipynb"
+    with tempfile.TemporaryDirectory() as tmp:
+        inp = Path(tmp) / f"{name}.ipynb"
+        jupytext.write(nb, inp)
+        papermill.execute_notebook(
+            str(inp), str(out), parameters=params, kernel_name="python3", progress_bar=progress,
+            cwd=str(out_dir), log_output=False,
+        )
+    return out
+
+
+def run(
+    profile: str = "digits",
+    notebooks=None,
+    results_root=None,
+    parameters: dict | None = None,
+    progress: bool = True,
+) -> list[Path]:
+    """Execute the study's notebooks in order under ``profile``."""
+    done = []
+    for name in notebooks or NOTEBOOKS:
+        t0 = time.perf_counter()
+        print(f"[densitybench] executing notebooks/{name}.py (profile {profile})", flush=True)
+        done.append(execute(name, profile, results_root, parameters, progress))
+        print(f"[densitybench] {name} done in {time.perf_counter() - t0:.0f} s -> {done[-1]}", flush=True)
+    return done
+
+
+# --------------------------------------------------------------------------- book
+
+
+def stage_book(profile: str, results_root=None, source_root=None) -> Path:
+    """Copy the executed notebooks of ``profile`` to ``<source>/book/executed/`` (where the ToC points)."""
+    src = paths.results_dir(profile, results_root)
+    dst = Path(source_root or paths.REPO_ROOT) / "book" / "executed"
+    missing = [n for n in NOTEBOOKS if not (src / f"{n}.ipynb").is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"profile {profile!r} has no executed notebook(s) {', '.join(missing)} in {src}; "
+            f"run `densitybench study --profile {profile}` first"
+        )
+    if dst.exists():
+        shutil.rmtree(dst)
+    dst.mkdir(parents=True)
+    for n in NOTEBOOKS:
+        shutil.copy2(src / f"{n}.ipynb", dst / f"{n}.ipynb")
+    return dst
+
+
+def build_book(profile: str, results_root=None, source_root=None, builder: str = "html") -> Path:
+    """Stage ``profile``'s executed notebooks and build the book, warnings as errors.
+
+    ``source_root`` is the folder holding ``_config.yml``, ``_toc.yml`` and ``book/`` (the
+    repository by default); the HTML goes to ``<source_root>/_build/html``.
+    """
+    root = Path(source_root or paths.REPO_ROOT)
+    stage_book(profile, results_root, root)
+    jb = Path(sys.executable).parent / "jupyter-book"
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(root), "--builder", builder,
+           "--warningiserror", "--nitpick", "--keep-going"]
+    print("[densitybench] " + " ".join(cmd), flush=True)
+    proc = subprocess.run(cmd, cwd=root, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the book did not build (exit {proc.returncode}); see the messages above")
+    index = root / "_build" / "html" / "index.html"
+    print(f"[densitybench] book: {index}", flush=True)
+    return index

@@ -1,0 +1,43 @@
+import itertools
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from densitybench import paths
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def all_binary(D: int) -> torch.Tensor:
+    """Every binary vector of length D, shape (2**D, D)."""
+    return torch.tensor(list(itertools.product([0.0, 1.0], repeat=D)))
+
+
+def all_levels(D: int, K: int) -> torch.Tensor:
+    """Every vector of D values in 0..K-1, shape (K**D, D)."""
+    return torch.tensor(list(itertools.product(range(K), repeat=D)), dtype=torch.float32)
+
+
+def perturb_(module: torch.nn.Module, seed: int = 0, scale: float = 0.5) -> None:
+    """Move parameters away from their initialisation (property tests use random parameters)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=g))
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    return paths.data_dir()
+
+
+def require_dataset(name: str):
+    """Skip (with the reason) when a dataset's files are absent from the data directory."""
+    from densitybench import data
+
+    try:
+        data._find_layout(data.REGISTRY[name], paths.data_dir())
+    except data.DataMissingError:
+        pytest.skip(f"{name} is not in the data directory {paths.data_dir()} (set DENSITYBENCH_DATA)")
