@@ -71,7 +71,8 @@ plt.show()
 # ordering moves: the Jacobian of the conditionals is strictly triangular.
 
 # %%
-made = models.create("made", ds.image_shape, hidden_sizes=cfg["hidden_sizes"], n_masks=1, seed=seed)
+made = models.create("made", ds.image_shape, hidden_sizes=cfg["hidden_sizes"], ordering=cfg["ordering"],
+                     direct=cfg["direct"], n_masks=1, seed=seed)
 print(made)
 x = ds.split("train")[:4].requires_grad_(True)
 D = ds.n_dims
@@ -102,7 +103,8 @@ glue("made_resample_every", cfg["resample_every"], display=False)
 records, trained = {}, {}
 for n_masks in cfg["mask_runs"]:
     run = f"made-{n_masks}mask{'s' if n_masks > 1 else ''}"
-    hp = dict(hidden_sizes=cfg["hidden_sizes"], n_masks=n_masks, resample_every=cfg["resample_every"], seed=seed)
+    hp = dict(hidden_sizes=cfg["hidden_sizes"], n_masks=n_masks, ordering=cfg["ordering"], direct=cfg["direct"],
+              resample_every=cfg["resample_every"], seed=seed)
     model = models.create("made", ds.image_shape, **hp)
     history = train.fit(
         model, ds.split("train"), ds.split("valid"), epochs=cfg["epochs"], batch_size=cfg["batch_size"],

@@ -174,26 +174,18 @@ for run, r in records.items():
 display(pd.DataFrame(rows).set_index("run"))
 
 # %% [markdown]
-# ## Samples beside MADE's
+# ## Samples and the nearest-neighbour check
 #
-# The seed slides' claim is about samples: MADE's are richer than the Gaussian mixture's.
-# Below, samples of PCA + GMM (grey, clipped to $[0, 1]$), of the largest mixture of
-# Bernoullis and of MADE (binary, from the MADE notebook of the same profile, when it ran),
-# each with its nearest-neighbour check.
+# Samples of PCA + GMM (grey, clipped to $[0, 1]$) and of the mixtures of Bernoullis, each
+# above its nearest training image (L2 distance on grey images, Hamming on binary ones), and
+# the distribution of those distances against held-out test images. The
+# [results page](results.ipynb) sets every model's samples side by side, MADE's included.
 
 # %%
-made_runs = sorted(p.parent for p in out.glob("made-*/samples.npy"))
-panels = [("PCA + GMM", out / "pca_gmm")] + [(f"MoB K={K}", out / f"mob_k{K}") for K in cfg["mob_components"][-1:]]
-panels += [(p.name.replace("made-", "MADE "), p) for p in made_runs[:1]]
-fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4.3))
-for ax, (title, d) in zip(np.atleast_1d(axes), panels):
-    plots.image_grid(np.load(d / "samples.npy").astype(np.float32)[:36], title=title, ax=ax)
-fig.tight_layout()
-plt.show()
-for title, d in panels[:-1] if made_runs else panels:
-    print(title)
-    display(Image(filename=d / "neighbours.png"))
-    display(Image(filename=d / "nn_distances.png"))
+for run in records:
+    print(records[run]["label"])
+    for figure in ("samples.png", "neighbours.png", "nn_distances.png"):
+        display(Image(filename=out / run / figure))
 
 nn = records["pca_gmm"]["nearest_neighbour"]
 glue("pca_nn_sample_median", f"{nn['samples']['q50']:.2f}", display=False)
@@ -209,5 +201,5 @@ glue("pca_nn_test_median", f"{nn['test']['q50']:.2f}", display=False)
 # - The median L2 distance from a PCA + GMM sample to its nearest training image is
 #   {glue:text}`pca_nn_sample_median`, against {glue:text}`pca_nn_test_median` for held-out test
 #   images.
-# - Whether MADE's samples are "richer" is judged here by eye only; the chapter on judging
-#   samples will put numbers on it.
+# - Whether MADE's samples are "richer" is judged by eye on the results page; the chapter on
+#   judging samples will put numbers on it.

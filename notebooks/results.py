@@ -59,6 +59,25 @@ display(table.drop(columns=["source of published", "protocol differences"]).set_
 display(table[["model", "dataset", "published", "source of published", "protocol differences"]].set_index("model"))
 
 # %% [markdown]
+# ## Samples side by side
+#
+# The seed slides' first hypothesis is that MADE's samples are richer than PCA + GMM's. Each
+# panel holds the first 36 samples of one run (drawn with the run's seed, not selected);
+# binary models on the left of the grey ones. Each model's page has its nearest-neighbour check.
+
+# %%
+import numpy as np
+import matplotlib.pyplot as plt
+from densitybench import plots
+
+fig, axes = plt.subplots(1, len(records), figsize=(3.2 * len(records), 3.6))
+for ax, r in zip(np.atleast_1d(axes), records):
+    plots.image_grid(np.load(out / r["run"] / "samples.npy").astype(np.float32)[:36], title=r["label"], ax=ax)
+    ax.set_title(f"{r['label']}\n{r['dataset']}", fontsize=8)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
 # ## Provenance
 #
 # Each number was produced by the run below: its seed, the commit of the code, the device

@@ -31,7 +31,8 @@ from . import paths
 NOTEBOOKS = ("made", "pca_gmm", "results")
 
 _MADE_COMMON = dict(
-    hidden_sizes=[500], lr=1e-3, batch_size=100, weight_decay=0.0, lr_step=None, patience=15, resample_every=20
+    hidden_sizes=[500], ordering="natural", direct=False, lr=1e-3, batch_size=100, weight_decay=0.0, lr_step=None,
+    patience=15, resample_every=20,
 )
 _MADE_PAPER = (
     "paper: Adagrad, early stopping, hyperparameters chosen on validation; ours: Adam lr 1e-3, batch 100, "
@@ -61,7 +62,7 @@ PROFILES: dict[str, dict] = {
     "mnist": {
         "made": dict(dataset="binarized_mnist", **_MADE_COMMON, epochs=100, mask_runs=[1, 32], n_samples=64),
         "pca_gmm": dict(
-            dataset="mnist", binary_dataset="binarized_mnist", variance=0.99, n_components=110, max_iter=100,
+            dataset="mnist", binary_dataset="binarized_mnist", variance=0.99, n_components=110, max_iter=40,
             mob_components=[10, 500], mob_max_iter=200, n_samples=64,
         ),
         "results": {},

@@ -1,0 +1,40 @@
+"""The committed results: complete records, honest labels, and numbers that re-evaluate
+from their checkpoints to 0.01 nats."""
+
+import json
+
+import pytest
+
+from densitybench import anchors, evaluate, models, paths
+from conftest import require_dataset
+
+RUNS = sorted((paths.REPO_ROOT / "results").glob("*/*/metrics.json"))
+REQUIRED = ["model", "dataset", "likelihood", "test_nll_nats", "test_nll_se", "bits_per_dim", "n_params",
+            "train_seconds", "sample_seconds", "epochs", "seed", "config", "git_commit", "versions", "device"]
+
+
+def test_there_are_committed_results():
+    assert any(p.parts[-3] == "mnist" for p in RUNS), "results/mnist has no run records"
+
+
+@pytest.mark.parametrize("path", RUNS, ids=lambda p: f"{p.parts[-3]}/{p.parts[-2]}")
+def test_record_is_complete_and_labelled(path):
+    rec = json.loads(path.read_text())
+    for key in REQUIRED:
+        assert rec.get(key) is not None, key
+    assert rec["likelihood"] in models.LIKELIHOOD_KINDS
+    assert rec["likelihood"] == models.MODELS[rec["model"]].likelihood
+    if rec["anchor"]:
+        assert rec["anchor"]["value"] == anchors.ANCHORS[rec["anchor"]["key"]]["value"]
+        assert rec["protocol_note"]
+    assert rec["test_nll_se"] > 0
+
+
+@pytest.mark.parametrize("path", [p for p in RUNS if json.loads(p.read_text())["checkpoint"]["path"]],
+                         ids=lambda p: f"{p.parts[-3]}/{p.parts[-2]}")
+def test_number_reevaluates_from_checkpoint(path):
+    rec = json.loads(path.read_text())
+    if rec["dataset"] not in ("digits", "digits_binary"):
+        require_dataset(rec["dataset"])
+    res = evaluate.reevaluate(path.parent)
+    assert abs(res["difference"]) <= 0.01, res
