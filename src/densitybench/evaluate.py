@@ -86,8 +86,12 @@ def describe_device(device: torch.device) -> str:
     return f"cpu: {cpu}, {torch.get_num_threads()} threads"
 
 
+#: the commit and state of the code when this process imported it (the code that ran)
+_GIT_AT_IMPORT = git_commit()
+
+
 def provenance(device: torch.device) -> dict:
-    git = git_commit()
+    git = _GIT_AT_IMPORT
     return {
         "git_commit": git["commit"],
         "git_dirty": git["dirty"],
