@@ -37,7 +37,7 @@ from densitybench import paths, report
 
 out = paths.resolve(results_dir, profile)
 records = report.collect(out)
-print(f"{len(records)} runs of profile {profile!r} in {out}")
+print(f"{len(records)} runs of profile {profile!r} in {paths.relative_to_repo(out)}")
 
 # %% [markdown]
 # ## Negative log-likelihood
@@ -49,7 +49,7 @@ print(f"{len(records)} runs of profile {profile!r} in {out}")
 # %%
 table = report.nll_table(records)
 table.to_csv(out / "results.csv", index=False)
-pd.set_option("display.max_colwidth", 200)
+pd.set_option("display.max_colwidth", None)
 display(table.drop(columns=["source of published", "protocol differences"]).set_index("model"))
 
 # %% [markdown]

@@ -41,7 +41,7 @@ def nll_table(records: list[dict]) -> pd.DataFrame:
             "sampling (ms/image)": round(1000 * r["sample_seconds_per_image"], 2),
             "epochs (best)": f"{r['epochs']} ({r['best_epoch']})",
             "source of published": a.get("source", "—") if a else "—",
-            "protocol differences": r.get("protocol_note") or "—",
+            "protocol differences": (r.get("protocol_note") or "—") if a else "no published number on this dataset",
         })
     return pd.DataFrame(rows)
 

@@ -130,7 +130,18 @@ def execute(
             str(inp), str(out), parameters=params, kernel_name="python3", progress_bar=progress,
             cwd=str(out_dir), log_output=False,
         )
+    scrub_paths(out)
     return out
+
+
+def scrub_paths(notebook: str | os.PathLike) -> None:
+    """Replace the repository's absolute location by ``<repo>`` in an executed notebook (its
+    outputs and papermill's metadata), so committed notebooks carry no machine-specific path."""
+    p = Path(notebook)
+    text = p.read_text()
+    root = str(paths.REPO_ROOT)
+    if root in text:
+        p.write_text(text.replace(root, "<repo>"))
 
 
 def run(

@@ -105,7 +105,7 @@ def fit(
     Returns:
         The :class:`History`; the model holds the weights of the best validation epoch.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     dev = resolve_device(device)
     model.to(dev)

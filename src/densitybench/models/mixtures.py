@@ -78,7 +78,7 @@ class BernoulliMixture(FittedBuffersMixin, DensityModel):
     @torch.no_grad()
     def fit_closed_form(self, train: torch.Tensor, valid: torch.Tensor, progress: bool = True, batch_size=10000):
         """Fit by EM with early stopping on ``valid``. Returns the per-iteration history."""
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         self.check_input(train)
         self.check_input(valid)
