@@ -74,7 +74,7 @@ def test_missing_idx_file_is_named(tmp_path):
         data.load("mnist", tmp_path)
 
 
-def _write_fake_binarized(folder, flip=False):
+def _write_fake_binarized(folder):
     """A file with the right layout whose content is not the canonical one."""
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)

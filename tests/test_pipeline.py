@@ -28,6 +28,16 @@ def test_every_notebook_executes_and_writes_records(smoke_run):
     # papermill recorded the injected parameters, with no machine-specific path for the repo
     injected = [c for c in nb["cells"] if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
     assert injected and 'profile = "smoke"' in "".join(injected[0]["source"])
+    for name in study.NOTEBOOKS:
+        assert str(paths.REPO_ROOT) not in (smoke_run / f"{name}.ipynb").read_text()
+
+
+def test_scrub_paths_replaces_the_repository_location(tmp_path):
+    nb = tmp_path / "x.ipynb"
+    nb.write_text(json.dumps({"outputs": [f"{paths.REPO_ROOT}/.venv/lib/warn.py:1: Warning"]}))
+    study.scrub_paths(nb)
+    text = nb.read_text()
+    assert str(paths.REPO_ROOT) not in text and "<repo>/.venv/lib/warn.py" in text
 
 
 @pytest.mark.slow

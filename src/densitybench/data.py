@@ -240,7 +240,8 @@ def _read_binarized(spec: DatasetSpec, arrays: dict[str, np.ndarray]):
     return tuple(arrays[f"binarized_mnist_{s}.amat"] for s in ("train", "valid", "test"))
 
 
-def _fixed(name: str, files: tuple[str, ...]) -> tuple[FileSpec, ...]:
+def _amat_layout(files: tuple[str, ...]) -> tuple[FileSpec, ...]:
+    """Larochelle's three .amat files, each verified by its split's array checksum."""
     return tuple(
         FileSpec(f, (_LAROCHELLE + f,), ("sha256-arrays", {"split": _BINARIZED_SHA256[s]}))
         for f, s in zip(files, ("train", "valid", "test"))
@@ -263,7 +264,7 @@ _register(
         image_shape=(1, 28, 28),
         layouts=(
             (FileSpec("binarized_mnist.npz", (), ("sha256-arrays", dict(_BINARIZED_SHA256))),),
-            _fixed("amat", tuple(f"binarized_mnist_{s}.amat" for s in ("train", "valid", "test"))),
+            _amat_layout(tuple(f"binarized_mnist_{s}.amat" for s in ("train", "valid", "test"))),
         ),
         reader=_read_binarized,
         description=(
