@@ -96,6 +96,10 @@ class ImageData:
         return {s: int(getattr(self, s).shape[0]) for s in ("train", "valid", "test")}
 
 
+#: seed of the one dequantization draw used for every validation and test number
+DEQUANTIZATION_SEED = 1234
+
+
 def dequantize(x: torch.Tensor, n_levels: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Uniform dequantization ``y = (x + u) / n_levels`` with ``u ~ U(0, 1)^D``.
 

@@ -36,7 +36,7 @@ from . import __version__, anchors, data as data_mod, metrics, models, paths, pl
 
 MAX_CHECKPOINT_MB = 10.0
 #: seed of the one dequantization draw used for validation and test numbers
-DEQUANTIZATION_SEED = 1234
+DEQUANTIZATION_SEED = data_mod.DEQUANTIZATION_SEED
 
 
 # --------------------------------------------------------------------------- provenance

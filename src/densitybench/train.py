@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .data import DEQUANTIZATION_SEED, dequantize as dequantize_levels
 from .models.base import DensityModel
 
 
@@ -81,6 +82,8 @@ def fit(
     lr_step: int | None = None,
     lr_gamma: float = 0.1,
     patience: int = 10,
+    clip_grad_norm: float | None = None,
+    dequantize: int | None = None,
     seed: int = 0,
     device: str | torch.device | None = "auto",
     progress: bool = True,
@@ -96,6 +99,11 @@ def fit(
         lr_step, lr_gamma: multiply the learning rate by ``lr_gamma`` every ``lr_step``
             epochs (no schedule when None).
         patience: epochs without a better validation NLL before stopping.
+        clip_grad_norm: clip the gradient's norm to this value (none when None).
+        dequantize: for a continuous model of ``K``-level data, ``K``: ``train`` and
+            ``valid`` hold the levels; every training minibatch is dequantized afresh as
+            ``(x + u) / K`` and ``valid`` once with the fixed seed
+            :data:`densitybench.data.DEQUANTIZATION_SEED`.
         seed: seeds the shuffling and the model's own randomness.
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
         progress: show a tqdm bar over epochs.
@@ -120,8 +128,10 @@ def fit(
 
     valid_fn = valid_fn or (lambda m, v: mean_nll(m, v, device=dev))
     g = seed_everything(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.StepLR(opt, lr_step, lr_gamma) if lr_step else None
+    if dequantize:
+        valid = dequantize_levels(valid, dequantize, torch.Generator().manual_seed(DEQUANTIZATION_SEED))
+    optimizers = model.configure_optimizers(lr, weight_decay)
+    scheds = [torch.optim.lr_scheduler.StepLR(o, lr_step, lr_gamma) for o in optimizers] if lr_step else []
     best_state, bad = None, 0
     t_start = time.perf_counter()
     bar = tqdm(range(1, epochs + 1), desc=type(model).__name__, disable=not progress, mininterval=2)
@@ -130,15 +140,14 @@ def fit(
         model.train()
         total, count = 0.0, 0
         for idx in torch.randperm(train.shape[0], generator=g).split(batch_size):
-            x = train[idx].to(dev)
-            loss = model.loss(x)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            x = train[idx]
+            if dequantize:
+                x = dequantize_levels(x, dequantize, g)
+            loss = model.training_step(x.to(dev), optimizers, clip_grad_norm)
             model.after_step()
-            total += loss.item() * len(idx)
+            total += loss * len(idx)
             count += len(idx)
-        if sched:
+        for sched in scheds:
             sched.step()
         v = valid_fn(model, valid)
         history.epochs.append(

@@ -75,6 +75,22 @@ class DensityModel(nn.Module):
     def after_step(self) -> None:
         """Called by the trainer after every optimiser step (e.g. to resample masks)."""
 
+    def configure_optimizers(self, lr: float, weight_decay: float = 0.0) -> list[torch.optim.Optimizer]:
+        """The optimisers :func:`densitybench.train.fit` steps: one Adam over every parameter.
+        Models with several players (a GAN) return one per player."""
+        return [torch.optim.Adam(self.parameters(), lr=lr, weight_decay=weight_decay)]
+
+    def training_step(self, x: torch.Tensor, optimizers, clip_grad_norm: float | None = None) -> float:
+        """One optimisation step on the minibatch ``x``; returns the loss that was minimised."""
+        (opt,) = optimizers
+        loss = self.loss(x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip_grad_norm:
+            nn.utils.clip_grad_norm_(self.parameters(), clip_grad_norm)
+        opt.step()
+        return float(loss.item())
+
     # ------------------------------------------------------------------ helpers
     @property
     def device(self) -> torch.device:
