@@ -177,3 +177,25 @@ def test_data_check_cli(tmp_path, capsys):
 def test_unknown_dataset():
     with pytest.raises(ValueError, match="unknown dataset 'nope'"):
         data.load("nope")
+
+
+def test_labels_follow_the_split():
+    require_dataset("mnist")
+    d = data.load("mnist")
+    assert {k: len(v) for k, v in d.labels.items()} == {"train": 50000, "valid": 10000, "test": 10000}
+    assert d.labels["train"][:5].tolist() == [5, 0, 4, 1, 9]  # the first digits of the training file
+    assert d.labels["test"][:3].tolist() == [7, 2, 1]
+    digits = data.load("digits")
+    assert all(len(digits.labels[s]) == len(getattr(digits, s)) for s in ("train", "valid", "test"))
+
+
+def test_stochastic_binarization_is_seeded_and_keeps_labels():
+    d = data.load("digits")
+    a, b = data.binarize_stochastic(d, 3), data.binarize_stochastic(d, 3)
+    assert torch.equal(a.train, b.train) and a.kind == "binary"
+    assert not torch.equal(a.train, data.binarize_stochastic(d, 4).train)
+    # the probability of a 1 is level / 16: the mean matches
+    assert abs(a.train.float().mean().item() - (d.train.float() / 16).mean().item()) < 0.01
+    assert a.labels is d.labels
+    with pytest.raises(ValueError, match="already binary"):
+        data.binarize_stochastic(a)

@@ -70,6 +70,8 @@ class ImageData:
         image_shape: ``(C, H, W)``.
         train, valid, test: ``uint8`` tensors ``(N, C, H, W)``.
         description: what the data are and how the split was made.
+        labels: class labels of each split (``int64`` tensors ``(N,)``) where the source has
+            them, else None (the fixed binarized MNIST is shuffled and unlabelled).
     """
 
     name: str
@@ -81,6 +83,7 @@ class ImageData:
     test: torch.Tensor
     description: str = ""
     files: dict = field(default_factory=dict)
+    labels: dict[str, torch.Tensor] | None = None
 
     @property
     def n_dims(self) -> int:
@@ -231,10 +234,13 @@ def _idx_layout(md5: dict[str, str], urls: tuple[str, ...]) -> tuple[FileSpec, .
 
 
 def _read_idx_splits(spec: DatasetSpec, arrays: dict[str, np.ndarray]):
-    """train = first 50k of the training file, valid = last 10k, test = the test file."""
+    """train = first 50k of the training file, valid = last 10k, test = the test file;
+    the labels split the same way."""
     train_full = arrays["train-images-idx3-ubyte.gz"]
     test = arrays["t10k-images-idx3-ubyte.gz"]
-    return train_full[:50000], train_full[50000:], test
+    y_full, y_test = arrays["train-labels-idx1-ubyte.gz"], arrays["t10k-labels-idx1-ubyte.gz"]
+    labels = {"train": y_full[:50000], "valid": y_full[50000:], "test": y_test}
+    return train_full[:50000], train_full[50000:], test, labels
 
 
 def _read_binarized(spec: DatasetSpec, arrays: dict[str, np.ndarray]):
@@ -408,8 +414,9 @@ def load(name: str, data_dir: str | os.PathLike | None = None) -> ImageData:
     root = paths.data_dir(data_dir)
     layout, folder = _find_layout(spec, root)
     arrays = {f.name: _verify(spec, f, folder / f.name) for f in layout}
-    train, valid, test = spec.reader(spec, arrays)
+    train, valid, test, *rest = spec.reader(spec, arrays)
     c, h, w = spec.image_shape
+    labels = {k: torch.from_numpy(np.asarray(v, dtype=np.int64)) for k, v in rest[0].items()} if rest else None
 
     def t(a):
         return torch.from_numpy(np.array(a, dtype=np.uint8).reshape(-1, c, h, w))
@@ -424,13 +431,16 @@ def load(name: str, data_dir: str | os.PathLike | None = None) -> ImageData:
         test=t(test),
         description=spec.description,
         files={f.name: str(folder / f.name) for f in layout},
+        labels=labels,
     )
 
 
 def _load_digits(binary: bool) -> ImageData:
     from sklearn.datasets import load_digits
 
-    images = np.ascontiguousarray(load_digits().images.astype(np.uint8))
+    bunch = load_digits()
+    images = np.ascontiguousarray(bunch.images.astype(np.uint8))
+    targets = torch.from_numpy(bunch.target.astype(np.int64))
     got = array_sha256(images)
     if got != DIGITS_SHA256:
         raise ChecksumError(
@@ -461,6 +471,25 @@ def _load_digits(binary: bool) -> ImageData:
         valid=x[valid_idx].clone(),
         test=x[test_idx].clone(),
         description=desc,
+        labels={"train": targets[train_idx], "valid": targets[valid_idx], "test": targets[test_idx]},
+    )
+
+
+def binarize_stochastic(ds: ImageData, seed: int = 0) -> ImageData:
+    """Binary images drawn as ``x ~ Bernoulli(level / (K - 1))`` once, with ``seed`` (the
+    process behind the fixed binarized MNIST, here keeping the labels of ``ds``)."""
+    if ds.kind != "levels":
+        raise ValueError(f"{ds.name} is already binary")
+    g = torch.Generator().manual_seed(seed)
+
+    def draw(x):
+        return torch.bernoulli(x.float() / (ds.n_levels - 1), generator=g).to(torch.uint8)
+
+    return ImageData(
+        name=f"{ds.name}_binarized_seed{seed}", kind="binary", n_levels=2, image_shape=ds.image_shape,
+        train=draw(ds.train), valid=draw(ds.valid), test=draw(ds.test),
+        description=f"{ds.description} Binarized once as x ~ Bernoulli(level / {ds.n_levels - 1}) with seed {seed}.",
+        files=dict(ds.files), labels=ds.labels,
     )
 
 
