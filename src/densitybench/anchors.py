@@ -1,6 +1,8 @@
 """Published numbers the study compares itself with, and the protocol each was made under.
 
-Values are test NLL in nats per image (lower is better) unless ``unit`` says bits/dim.
+Values are test NLL in nats per image (lower is better) unless ``unit`` says bits/dim, or
+"nats on [0,1]" for a density of continuous images in [0, 1]^D (compared with a run's
+``test_nll_nats_continuous``, the NLL before the discretisation term ``D ln K``).
 A run names the anchor it should be compared with in its config (``anchor``); the
 results table puts the two side by side with the run's own statement of how the
 protocols differ.
@@ -10,6 +12,10 @@ from __future__ import annotations
 
 FIXED_BINARIZATION = "binarized MNIST, fixed binarization (Larochelle & Murray 2011), 50k/10k/10k"
 DEQUANTIZED_MNIST = "8-bit MNIST, uniformly dequantized, (x + u) / 256; 50k/10k/10k"
+PARZEN_MNIST = (
+    "MNIST scaled to [0,1], Gaussian Parzen window on 10,000 samples, width from logspace(-1, 0, 10) chosen on "
+    "validation; the value is the negative mean test log-density (lower is better)"
+)
 
 #: key -> (model, dataset protocol, value, unit, source)
 ANCHORS: dict[str, dict] = {
@@ -33,6 +39,10 @@ ANCHORS: dict[str, dict] = {
                      source="van den Oord et al. 2016 (PixelRNN), Table 4"),
     "row_lstm": dict(model="Row LSTM", protocol=FIXED_BINARIZATION, value=80.54, unit="nats",
                      source="van den Oord et al. 2016 (PixelRNN), Table 4"),
+    "iwae_1layer_fixed": dict(model="IWAE (k=50), 1 stochastic layer", protocol=FIXED_BINARIZATION, value=87.10,
+                              unit="nats", source="Burda et al. 2016, Appendix D (test NLL by IWAE with k=5000)"),
+    "gan_parzen": dict(model="Adversarial nets (Parzen estimate)", protocol=PARZEN_MNIST, value=-225.0,
+                       unit="nats on [0,1]", source="Goodfellow et al. 2014, Table 1 (log-likelihood 225 ± 2)"),
     "nice": dict(model="NICE", protocol=DEQUANTIZED_MNIST, value=4.36, unit="bits/dim",
                  source="Dinh et al. 2014 (log-likelihood 1980.50 nats on [0,1]^784)"),
     "made_dequantized": dict(model="MADE (density on dequantized data)", protocol=DEQUANTIZED_MNIST, value=2.04,

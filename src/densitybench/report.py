@@ -23,6 +23,17 @@ def _pm(mean, se, digits):
     return f"{mean:.{digits}f} ± {se:.{digits}f}" if se is not None else f"{mean:.{digits}f}"
 
 
+def _difference(r: dict, a: dict) -> str:
+    """Ours minus the published number, in the anchor's unit (lower is better in every unit)."""
+    if not a:
+        return "—"
+    ours = {"nats": r.get("test_nll_nats"), "bits/dim": r.get("bits_per_dim"),
+            "nats on [0,1]": r.get("test_nll_nats_continuous")}.get(a["unit"])
+    if ours is None:
+        return "—"
+    return f"{ours - a['value']:+.{4 if a['unit'] == 'bits/dim' else 2}f} {a['unit']}"
+
+
 def nll_table(records: list[dict]) -> pd.DataFrame:
     """One row per run: our number with its standard error beside the published one."""
     rows = []
@@ -35,7 +46,7 @@ def nll_table(records: list[dict]) -> pd.DataFrame:
             "test NLL (nats)": _pm(r["test_nll_nats"], r["test_nll_se"], 2),
             "bits/dim": _pm(r["bits_per_dim"], r.get("bits_per_dim_se"), 4),
             "published": (f"{a['value']:.2f} {'nats' if a['unit'] == 'nats' else a['unit']}" if a else "—"),
-            "ours − published": (f"{r['test_nll_nats'] - a['value']:+.2f}" if a and a["unit"] == "nats" else "—"),
+            "ours − published": _difference(r, a),
             "parameters": r["n_params"],
             "train (s)": round(r["train_seconds"], 1),
             "sampling (ms/image)": round(1000 * r["sample_seconds_per_image"], 2),

@@ -28,7 +28,7 @@ from pathlib import Path
 from . import paths
 
 #: notebooks in execution order (results aggregates what the others wrote)
-NOTEBOOKS = ("made", "pca_gmm", "results")
+NOTEBOOKS = ("made", "nade", "pixelcnn", "pixelrnn", "nice", "vae", "gan", "pca_gmm", "results")
 
 _MADE_COMMON = dict(
     hidden_sizes=[500], ordering="natural", direct=True, lr=1e-3, batch_size=100, weight_decay=1e-4, lr_step=45,
@@ -72,6 +72,71 @@ PROFILES: dict[str, dict] = {
 }
 
 
+# ---------------------------------------------------------------- the other families
+# Every model notebook trains on the binary dataset (``dataset``) and, where its family
+# has K-way outputs, on the integer-level one (``levels_dataset``: the 17-level digits, or
+# 8-bit MNIST for the all-families bits/dim table). ``runs`` lists the runs of a notebook.
+_TRAIN = dict(lr=1e-3, batch_size=100, weight_decay=0.0, lr_step=None, patience=10)
+
+_FAMILIES = {
+    "nade": {
+        "smoke": dict(runs={"nade": dict(hidden_size=16)}, levels_runs={"nade-levels": dict(hidden_size=16)},
+                      epochs=2, patience=2),
+        "digits": dict(runs={"nade": dict(hidden_size=100)}, levels_runs={"nade-levels": dict(hidden_size=100)},
+                       epochs=300, patience=20),
+        "mnist": dict(runs={"nade": dict(hidden_size=500)}, levels_runs={}, epochs=100, patience=10),
+    },
+    "pixelcnn": {
+        "smoke": dict(runs={"pixelcnn": dict(n_channels=8, n_blocks=1, output_channels=8)},
+                      levels_runs={"pixelcnn-levels": dict(n_channels=8, n_blocks=1, output_channels=8)},
+                      epochs=2, patience=2),
+        "digits": dict(runs={"pixelcnn": dict(n_channels=32, n_blocks=3, output_channels=32)},
+                       levels_runs={"pixelcnn-levels": dict(n_channels=32, n_blocks=3, output_channels=32)},
+                       epochs=150, patience=15),
+        "mnist": dict(runs={"pixelcnn": dict(n_channels=32, n_blocks=5, output_channels=32)},
+                      levels_runs={"pixelcnn-256": dict(n_channels=32, n_blocks=5, output_channels=64)},
+                      epochs=15, patience=3),
+    },
+    "pixelrnn": {
+        "smoke": dict(runs={"pixel_lstm": dict(hidden_size=8), "row_lstm": dict(hidden=4, n_layers=1, output_channels=8)},
+                      levels_runs={}, epochs=2, patience=2),
+        "digits": dict(runs={"pixel_lstm": dict(hidden_size=64), "row_lstm": dict(hidden=16, n_layers=2, output_channels=32)},
+                       levels_runs={"pixel_lstm-levels": dict(hidden_size=64)}, epochs=100, patience=10),
+        "mnist": dict(runs={"row_lstm": dict(hidden=16, n_layers=2, output_channels=32)}, levels_runs={}, epochs=3,
+                      patience=2),
+    },
+    "nice": {
+        "smoke": dict(hparams=dict(n_couplings=4, hidden_size=16, n_hidden_layers=2), epochs=2, patience=2),
+        "digits": dict(hparams=dict(n_couplings=4, hidden_size=200, n_hidden_layers=3), epochs=300, patience=20),
+        "mnist": dict(hparams=dict(n_couplings=4, hidden_size=1000, n_hidden_layers=5), epochs=20, patience=5),
+    },
+    "vae": {
+        "smoke": dict(hparams=dict(latent_dim=2, hidden_sizes=[16, 16]), latent2_hparams=dict(hidden_sizes=[16, 16]),
+                      k_eval=10, epochs=2, patience=2),
+        "digits": dict(hparams=dict(latent_dim=8, hidden_sizes=[100, 100]), latent2_hparams=dict(hidden_sizes=[100, 100]),
+                       k_eval=1000, epochs=500, patience=30),
+        "mnist": dict(hparams=dict(latent_dim=50, hidden_sizes=[200, 200]), latent2_hparams=dict(hidden_sizes=[200, 200]),
+                      k_eval=5000, epochs=200, patience=20),
+    },
+    "gan": {
+        "smoke": dict(hparams=dict(noise_dim=8, g_hidden=[16, 16], d_hidden=[16, 16], parzen_n_samples=200),
+                      epochs=2, batch_size=32, lr=2e-4, patience=2),
+        "digits": dict(hparams=dict(noise_dim=64, g_hidden=[256, 256], d_hidden=[256, 256], parzen_n_samples=10000),
+                       epochs=300, batch_size=32, lr=2e-4, patience=300),
+        "mnist": dict(hparams=dict(noise_dim=64, g_hidden=[256, 256], d_hidden=[256, 256], parzen_n_samples=10000),
+                      epochs=100, batch_size=32, lr=2e-4, patience=100),
+    },
+}
+_DATASETS = {
+    "smoke": dict(dataset="digits_binary", levels_dataset="digits", continuous_dataset="digits", n_samples=16),
+    "digits": dict(dataset="digits_binary", levels_dataset="digits", continuous_dataset="digits", n_samples=64),
+    "mnist": dict(dataset="binarized_mnist", levels_dataset="mnist", continuous_dataset="mnist", n_samples=64),
+}
+for _nb, _profiles in _FAMILIES.items():
+    for _profile, _cfg in _profiles.items():
+        PROFILES[_profile][_nb] = {**_DATASETS[_profile], **_TRAIN, **_cfg}
+
+
 def config(notebook: str, profile: str, **overrides) -> dict:
     """The configuration of ``notebook`` under ``profile``; ``None`` overrides are ignored."""
     if profile not in PROFILES:
@@ -91,6 +156,68 @@ def made_protocol_note(cfg: dict) -> str:
         direct="with" if cfg["direct"] else "without", lr=cfg["lr"], batch_size=cfg["batch_size"],
         patience=cfg["patience"],
     )
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def train_run(
+    run: str,
+    model_name: str,
+    hyperparameters: dict,
+    ds,
+    cfg: dict,
+    out,
+    *,
+    seed: int = 0,
+    device="auto",
+    label: str | None = None,
+    anchor: str | None = None,
+    protocol_note: str | None = None,
+    valid_fn=None,
+    before_record=None,
+    extra: dict | None = None,
+    progress: bool = False,
+):
+    """Create, train and record one run, the way every model notebook does it.
+
+    Args:
+        run: the run's directory name under ``out``.
+        model_name, hyperparameters: what :func:`densitybench.models.create` takes.
+        ds: the :class:`~densitybench.data.ImageData` to train on (integer levels; a
+            continuous model is trained on freshly dequantized batches).
+        cfg: the notebook's configuration (training settings: ``epochs``, ``batch_size``,
+            ``lr``, ``weight_decay``, ``lr_step``, ``patience``; ``n_samples``; optional
+            ``clip_grad_norm``).
+        out: the results directory of the profile.
+        label, anchor, protocol_note: how the results table names the run and which
+            published number it sits beside.
+        valid_fn: the early-stopping criterion when it is not the validation NLL.
+        before_record: ``before_record(model)``, called after training and before the
+            test evaluation (e.g. to fit a Parzen window on validation data).
+        extra: further fields for ``metrics.json``.
+    Returns:
+        ``(model, record)``.
+    """
+    from . import anchors, evaluate, models, train
+
+    model = models.create(model_name, ds.image_shape, **hyperparameters)
+    continuous = model.support == "continuous"
+    history = train.fit(
+        model, ds.split("train"), ds.split("valid"), epochs=cfg["epochs"], batch_size=cfg["batch_size"],
+        lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0.0), lr_step=cfg.get("lr_step"),
+        patience=cfg["patience"], clip_grad_norm=cfg.get("clip_grad_norm"),
+        dequantize=ds.n_levels if continuous else None, seed=seed, device=device, progress=progress,
+        valid_fn=valid_fn,
+    )
+    if before_record is not None:
+        before_record(model)
+    run_cfg = {**cfg, "model": model_name, "hyperparameters": hyperparameters, "seed": seed, "dataset": ds.name,
+               "label": label or run, "anchor": anchor if anchor in anchors.ANCHORS else None,
+               "protocol_note": protocol_note}
+    record = evaluate.record_run(model, ds, history, Path(out) / run, run_cfg, seed=seed,
+                                 n_samples=cfg["n_samples"], extra=extra)
+    return model, record
 
 
 # --------------------------------------------------------------------------- execution

@@ -14,15 +14,28 @@ import torch
 from .base import LIKELIHOOD_KINDS, DensityModel
 from .made import MADE
 from .mixtures import BernoulliMixture, PCAGMM
+from .gan import GAN
+from .nade import NADE
+from .pixelcnn import PixelCNN
+from .pixelrnn import PixelLSTM, RowLSTM
+from .nice import NICE
+from .vae import VAE
 
 #: name -> class; the names used in configs, records and tables
 MODELS: dict[str, type[DensityModel]] = {
     "made": MADE,
     "bernoulli_mixture": BernoulliMixture,
     "pca_gmm": PCAGMM,
+    "gan": GAN,
+    "nade": NADE,
+    "pixelcnn": PixelCNN,
+    "pixel_lstm": PixelLSTM,
+    "row_lstm": RowLSTM,
+    "nice": NICE,
+    "vae": VAE,
 }
 
-__all__ = ["create", "save", "load", "MODELS", "DensityModel", "LIKELIHOOD_KINDS", "MADE", "BernoulliMixture", "PCAGMM"]
+__all__ = ["create", "save", "load", "MODELS", "DensityModel", "LIKELIHOOD_KINDS", "MADE", "BernoulliMixture", "PCAGMM", "NADE", "PixelCNN", "PixelLSTM", "RowLSTM", "NICE", "VAE", "GAN"]
 
 
 def create(name: str, data_shape, **hyperparameters) -> DensityModel:
