@@ -195,7 +195,8 @@ def train_run(
         valid_fn: the early-stopping criterion when it is not the validation NLL.
         before_record: ``before_record(model)``, called after training and before the
             test evaluation (e.g. to fit a Parzen window on validation data).
-        extra: further fields for ``metrics.json``.
+        extra: further fields for ``metrics.json``: a dict, or a function of the trained
+            model returning one (evaluated after ``before_record``).
     Returns:
         ``(model, record)``.
     """
@@ -215,6 +216,8 @@ def train_run(
     run_cfg = {**cfg, "model": model_name, "hyperparameters": hyperparameters, "seed": seed, "dataset": ds.name,
                "label": label or run, "anchor": anchor if anchor in anchors.ANCHORS else None,
                "protocol_note": protocol_note}
+    if callable(extra):
+        extra = extra(model)
     record = evaluate.record_run(model, ds, history, Path(out) / run, run_cfg, seed=seed,
                                  n_samples=cfg["n_samples"], extra=extra)
     return model, record
