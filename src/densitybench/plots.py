@@ -87,3 +87,46 @@ def training_curves(histories: dict[str, list[dict]], ylabel: str = "NLL (nats)"
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def completions(truth, observed_rows: int, rows: dict[str, torch.Tensor | np.ndarray], n: int = 8, title: str = ""):
+    """Completions of images whose rows from ``observed_rows`` on were hidden.
+
+    Args:
+        truth: ``(N, 1, H, W)`` test images in [0, 1].
+        observed_rows: rows kept from the top; the rest were hidden and completed.
+        rows: name -> ``(N, 1, H, W)`` completions in [0, 1], one figure row each.
+        n: images (columns) shown.
+    """
+    truth = np.asarray(truth)[:n]
+    shown = truth.copy()
+    shown[:, :, observed_rows:] = 0.5  # the hidden part, drawn grey
+    panels = {"truth": truth, "observed": shown, **{k: np.asarray(v)[:n] for k, v in rows.items()}}
+    fig, axes = plt.subplots(len(panels), n, figsize=(0.9 * n, 0.95 * len(panels)), squeeze=False)
+    for r, (name, imgs) in enumerate(panels.items()):
+        for i in range(n):
+            ax = axes[r, i]
+            ax.imshow(np.clip(imgs[i].reshape(imgs[i].shape[-2:]), 0, 1), cmap="gray_r", vmin=0, vmax=1,
+                      interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[r, 0].set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
+    fig.suptitle(title or f"completions: the rows from {observed_rows} down were hidden", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def dependency_maps(maps: dict[str, torch.Tensor], position: tuple[int, int], title: str = ""):
+    """Which inputs each model's conditional at ``position`` depends on (non-zero gradient),
+    with the pixel itself marked: the receptive field, and any blind spot in it."""
+    fig, axes = plt.subplots(1, len(maps), figsize=(2.6 * len(maps), 2.8), squeeze=False)
+    for ax, (name, m) in zip(axes[0], maps.items()):
+        m = np.asarray(m).reshape(np.asarray(m).shape[-2:])
+        ax.imshow(m > 0, cmap="Blues", vmin=0, vmax=1.4, interpolation="nearest")
+        ax.plot(position[1], position[0], "s", color="crimson", markersize=5)
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title or "inputs the conditional of the red pixel depends on (blue)", fontsize=9)
+    fig.tight_layout()
+    return fig

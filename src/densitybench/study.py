@@ -83,7 +83,7 @@ _FAMILIES = {
         "smoke": dict(runs={"nade": dict(hidden_size=16)}, levels_runs={"nade-levels": dict(hidden_size=16)},
                       epochs=2, patience=2),
         "digits": dict(runs={"nade": dict(hidden_size=100)}, levels_runs={"nade-levels": dict(hidden_size=100)},
-                       epochs=300, patience=20),
+                       epochs=100, patience=10, lr=1e-2),
         "mnist": dict(runs={"nade": dict(hidden_size=500)}, levels_runs={}, epochs=100, patience=10),
     },
     "pixelcnn": {
