@@ -29,7 +29,6 @@
 # %% tags=["parameters"]
 profile = "digits"  # smoke | digits | mnist: fixes every hyperparameter below that is None
 dataset = None  # the binary dataset, e.g. "digits_binary" or "binarized_mnist"
-levels_dataset = None  # the integer-level dataset for the K-way softmax runs
 epochs = None  # most epochs; early stopping on the validation NLL
 device = "auto"  # cpu | cuda | auto
 seed = 0
@@ -46,7 +45,7 @@ from myst_nb import glue
 from densitybench import data, models, paths, plots, study, train
 from densitybench.models.autoregressive import dependency_map
 
-cfg = study.config("nade", profile, dataset=dataset, levels_dataset=levels_dataset, epochs=epochs)
+cfg = study.config("nade", profile, dataset=dataset, epochs=epochs)
 out = paths.resolve(results_dir, profile)
 dev = train.resolve_device(device)
 cfg
@@ -58,9 +57,6 @@ cfg
 ds = data.load(cfg["dataset"], data_dir)
 print(ds.description)
 print(ds.sizes(), "images of shape", ds.image_shape)
-levels = data.load(cfg["levels_dataset"], data_dir) if cfg["levels_runs"] else None
-if levels is not None:
-    print(levels.description)
 fig = plots.image_grid(ds.train[:64].float(), title=f"{ds.name}: training images")
 plt.show()
 
@@ -102,8 +98,8 @@ glue("nade_patience", cfg["patience"], display=False)
 PROTOCOL = ("paper: {ref}; ours: Adam lr {lr:g}, batch {batch_size}, at most {epochs} epochs with early stopping "
             "on the validation NLL (patience {patience}); same data, split and raster ordering")
 records, trained = {}, {}
-jobs = [(run, hp, ds) for run, hp in cfg["runs"].items()] + [(run, hp, levels) for run, hp in cfg["levels_runs"].items()]
-for run, hp, d in jobs:
+for run, hp in cfg["runs"].items():
+    d = ds
     hp = {**hp, "n_levels": d.n_levels}
     anchor = "nade_1hl" if d.name == "binarized_mnist" and hp.get("hidden_size") == 500 else None
     ref = "500 hidden units, fixed ordering, stochastic gradient descent with early stopping on validation"

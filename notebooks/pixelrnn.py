@@ -28,7 +28,6 @@
 # %% tags=["parameters"]
 profile = "digits"  # smoke | digits | mnist: fixes every hyperparameter below that is None
 dataset = None  # the binary dataset, e.g. "digits_binary" or "binarized_mnist"
-levels_dataset = None  # the integer-level dataset for the K-way softmax runs
 epochs = None  # most epochs; early stopping on the validation NLL
 device = "auto"  # cpu | cuda | auto
 seed = 0
@@ -45,7 +44,7 @@ from myst_nb import glue
 from densitybench import data, models, paths, plots, study, train
 from densitybench.models.autoregressive import dependency_map
 
-cfg = study.config("pixelrnn", profile, dataset=dataset, levels_dataset=levels_dataset, epochs=epochs)
+cfg = study.config("pixelrnn", profile, dataset=dataset, epochs=epochs)
 out = paths.resolve(results_dir, profile)
 dev = train.resolve_device(device)
 cfg
@@ -57,9 +56,6 @@ cfg
 ds = data.load(cfg["dataset"], data_dir)
 print(ds.description)
 print(ds.sizes(), "images of shape", ds.image_shape)
-levels = data.load(cfg["levels_dataset"], data_dir) if cfg["levels_runs"] else None
-if levels is not None:
-    print(levels.description)
 fig = plots.image_grid(ds.train[:64].float(), title=f"{ds.name}: training images")
 plt.show()
 
@@ -110,8 +106,8 @@ REF = {"row_lstm": "Row LSTM of 7 layers with h = 16 units (Table 4), trained on
        "pixel_lstm": "no published number for a raster-sequence LSTM on binarized MNIST"}
 LABEL = {"row_lstm": "Row LSTM", "pixel_lstm": "pixel-sequence LSTM"}
 records, trained = {}, {}
-jobs = [(run, hp, ds) for run, hp in cfg["runs"].items()] + [(run, hp, levels) for run, hp in cfg["levels_runs"].items()]
-for run, hp, d in jobs:
+for run, hp in cfg["runs"].items():
+    d = ds
     kind = run.split("-")[0]
     hp = {**hp, "n_levels": d.n_levels}
     anchor = "row_lstm" if d.name == "binarized_mnist" and kind == "row_lstm" else None

@@ -28,7 +28,7 @@ from pathlib import Path
 from . import paths
 
 #: notebooks in execution order (results aggregates what the others wrote)
-NOTEBOOKS = ("made", "nade", "pixelcnn", "pixelrnn", "nice", "vae", "gan", "pca_gmm", "results")
+NOTEBOOKS = ("made", "nade", "pixelcnn", "pixelrnn", "nice", "vae", "gan", "pca_gmm", "levels", "results")
 
 _MADE_COMMON = dict(
     hidden_sizes=[500], ordering="natural", direct=True, lr=1e-3, batch_size=100, weight_decay=1e-4, lr_step=45,
@@ -73,37 +73,44 @@ PROFILES: dict[str, dict] = {
 
 
 # ---------------------------------------------------------------- the other families
-# Every model notebook trains on the binary dataset (``dataset``) and, where its family
-# has K-way outputs, on the integer-level one (``levels_dataset``: the 17-level digits, or
-# 8-bit MNIST for the all-families bits/dim table). ``runs`` lists the runs of a notebook.
+# The binary models train on ``dataset``; the continuous ones (NICE, GAN) on
+# ``continuous_dataset``, dequantized; the ``levels`` chapter trains every autoregressive
+# family with a K-way softmax on ``levels_dataset`` (the 17-level digits, or 8-bit MNIST)
+# and sets them beside the continuous models in bits/dim. ``runs`` maps run names to
+# hyperparameters (a run name starts with its model's name).
 _TRAIN = dict(lr=1e-3, batch_size=100, weight_decay=0.0, lr_step=None, patience=10)
 
 _FAMILIES = {
     "nade": {
-        "smoke": dict(runs={"nade": dict(hidden_size=16)}, levels_runs={"nade-levels": dict(hidden_size=16)},
-                      epochs=2, patience=2),
-        "digits": dict(runs={"nade": dict(hidden_size=100)}, levels_runs={"nade-levels": dict(hidden_size=100)},
-                       epochs=100, patience=10, lr=1e-2),
-        "mnist": dict(runs={"nade": dict(hidden_size=500)}, levels_runs={}, epochs=100, patience=10),
+        "smoke": dict(runs={"nade": dict(hidden_size=16)}, epochs=2, patience=2),
+        "digits": dict(runs={"nade": dict(hidden_size=100)}, epochs=100, patience=10, lr=1e-2),
+        "mnist": dict(runs={"nade": dict(hidden_size=500)}, epochs=100, patience=10),
     },
     "pixelcnn": {
-        "smoke": dict(runs={"pixelcnn": dict(n_channels=8, n_blocks=1, output_channels=8)},
-                      levels_runs={"pixelcnn-levels": dict(n_channels=8, n_blocks=1, output_channels=8)},
-                      epochs=2, patience=2),
-        "digits": dict(runs={"pixelcnn": dict(n_channels=32, n_blocks=3, output_channels=32)},
-                       levels_runs={"pixelcnn-levels": dict(n_channels=32, n_blocks=3, output_channels=32)},
-                       epochs=150, patience=15),
-        "mnist": dict(runs={"pixelcnn": dict(n_channels=32, n_blocks=5, output_channels=32)},
-                      levels_runs={"pixelcnn-256": dict(n_channels=32, n_blocks=5, output_channels=64)},
-                      epochs=15, patience=3),
+        "smoke": dict(runs={"pixelcnn": dict(n_channels=8, n_blocks=1, output_channels=8)}, epochs=2, patience=2),
+        "digits": dict(runs={"pixelcnn": dict(n_channels=32, n_blocks=3, output_channels=32)}, epochs=60, patience=8,
+                       lr=3e-3),
+        "mnist": dict(runs={"pixelcnn": dict(n_channels=32, n_blocks=5, output_channels=32)}, epochs=15, patience=3),
     },
     "pixelrnn": {
         "smoke": dict(runs={"pixel_lstm": dict(hidden_size=8), "row_lstm": dict(hidden=4, n_layers=1, output_channels=8)},
-                      levels_runs={}, epochs=2, patience=2),
-        "digits": dict(runs={"pixel_lstm": dict(hidden_size=64), "row_lstm": dict(hidden=16, n_layers=2, output_channels=32)},
-                       levels_runs={"pixel_lstm-levels": dict(hidden_size=64)}, epochs=100, patience=10),
-        "mnist": dict(runs={"row_lstm": dict(hidden=16, n_layers=2, output_channels=32)}, levels_runs={}, epochs=3,
-                      patience=2),
+                      epochs=2, patience=2),
+        "digits": dict(runs={"pixel_lstm": dict(hidden_size=64),
+                             "row_lstm": dict(hidden=16, n_layers=2, output_channels=32)},
+                       epochs=60, patience=8, lr=3e-3),
+        "mnist": dict(runs={"row_lstm": dict(hidden=16, n_layers=2, output_channels=32)}, epochs=3, patience=2),
+    },
+    "levels": {
+        "smoke": dict(runs={"made-levels": dict(hidden_sizes=[16]), "nade-levels": dict(hidden_size=16),
+                            "pixelcnn-levels": dict(n_channels=8, n_blocks=1, output_channels=8)},
+                      epochs=2, patience=2),
+        "digits": dict(runs={"made-levels": dict(hidden_sizes=[500], direct=True), "nade-levels": dict(hidden_size=100),
+                             "pixelcnn-levels": dict(n_channels=32, n_blocks=3, output_channels=32),
+                             "pixel_lstm-levels": dict(hidden_size=64)},
+                       epochs=60, patience=8, lr=3e-3),
+        "mnist": dict(runs={"made-256": dict(hidden_sizes=[100], direct=True),
+                            "pixelcnn-256": dict(n_channels=32, n_blocks=5, output_channels=64)},
+                      epochs=10, patience=3),
     },
     "nice": {
         "smoke": dict(hparams=dict(n_couplings=4, hidden_size=16, n_hidden_layers=2), epochs=2, patience=2),
