@@ -37,20 +37,43 @@ from densitybench import paths, report
 
 out = paths.resolve(results_dir, profile)
 records = report.collect(out)
+#: the binary datasets among the records (the rest hold integer levels)
+BINARY = sorted({r["dataset"] for r in records if report.dataset_kind(r) == "binary"})
 print(f"{len(records)} runs of profile {profile!r} in {paths.relative_to_repo(out)}")
 
 # %% [markdown]
 # ## Negative log-likelihood
 #
-# Lower is better. *exact*: the model's likelihood is computed exactly; on integer-level
-# data a continuous model's number is an upper bound on the discrete NLL through uniform
-# dequantization (see each model's page). "±" is the standard error over test images.
+# Lower is better; "±" is the standard error over test images. *exact*: the likelihood is
+# computed exactly; *bound*: an upper bound on the NLL (the VAE's importance-weighted bound);
+# *estimate*: a Parzen-window estimate, not a likelihood of the model. On integer-level data a
+# continuous model's "test NLL" is its dequantization bound on the discrete NLL, and
+# "on [0,1]" is the NLL of its density on the dequantized images (see each model's page).
 
 # %%
 table = report.nll_table(records)
 table.to_csv(out / "results.csv", index=False)
 pd.set_option("display.max_colwidth", None)
-display(table.drop(columns=["source of published", "protocol differences"]).set_index("model"))
+shown = table.drop(columns=["source of published", "protocol differences"])
+binary = shown["dataset"].isin(BINARY)
+print("Binary images")
+display(shown[binary].drop(columns=["on [0,1] (nats)"]).set_index("model"))
+print("Integer-level images (a continuous model on dequantized data)")
+display(shown[~binary].set_index("model"))
+
+# %% [markdown]
+# ## Every family on grey levels
+#
+# The autoregressive models with a softmax over levels beside the continuous models, all in
+# bits per dimension of the same integer-level test images (the argument is on the
+# [grey levels page](levels.ipynb)).
+
+# %%
+for name in sorted({r["dataset"] for r in records} - set(BINARY)):
+    bits = report.bits_table(records, name)
+    if len(bits):
+        print(name)
+        display(bits.set_index("model"))
 
 # %% [markdown]
 # ## Published numbers and protocol differences
@@ -62,16 +85,20 @@ display(table[["model", "dataset", "published", "source of published", "protocol
 # ## Samples side by side
 #
 # The seed slides' first hypothesis is that MADE's samples are richer than PCA + GMM's. Each
-# panel holds the first 36 samples of one run (drawn with the run's seed, not selected);
-# binary models on the left of the grey ones. Each model's page has its nearest-neighbour check.
+# panel holds the first 36 samples of one run (drawn with the run's seed, not selected). Each
+# model's page has its nearest-neighbour check.
 
 # %%
 import numpy as np
 import matplotlib.pyplot as plt
 from densitybench import plots
 
-fig, axes = plt.subplots(1, len(records), figsize=(3.2 * len(records), 3.6))
-for ax, r in zip(np.atleast_1d(axes), records):
+n_cols = min(len(records), 5)
+n_rows = -(-len(records) // n_cols)
+fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.2 * n_cols, 3.6 * n_rows), squeeze=False)
+for ax in axes.flat[len(records):]:
+    ax.axis("off")
+for ax, r in zip(axes.flat, records):
     plots.image_grid(np.load(out / r["run"] / "samples.npy").astype(np.float32)[:36], title=r["label"], ax=ax)
     ax.set_title(f"{r['label']}\n{r['dataset']}", fontsize=8)
 fig.tight_layout()

@@ -22,8 +22,14 @@ def test_every_notebook_executes_and_writes_records(smoke_run):
     for name in study.NOTEBOOKS:
         assert (smoke_run / f"{name}.ipynb").is_file()
     runs = sorted(p.parent.name for p in smoke_run.glob("*/metrics.json"))
-    assert runs == ["made-1mask", "made-2masks", "mob_k2", "pca_gmm"]
-    assert (smoke_run / "results.csv").read_text().count("\n") == 5
+    expected = ["made-1mask", "made-2masks", "mob_k2", "pca_gmm", "nade", "pixelcnn", "pixel_lstm", "row_lstm",
+                "nice", "vae", "vae-2d", "gan", "made-levels", "nade-levels", "pixelcnn-levels"]
+    assert runs == sorted(expected)
+    assert (smoke_run / "results.csv").read_text().count("\n") == len(expected) + 1
+    # the all-families table holds the softmax models and the continuous models on the 17 levels
+    bits = (smoke_run / "bits_per_dim_digits.csv").read_text()
+    for label in ("MADE, 17-way softmax", "NADE, 17-way softmax", "PixelCNN, 17-way softmax", "NICE", "PCA"):
+        assert label in bits
     nb = json.loads((smoke_run / "made.ipynb").read_text())
     # papermill recorded the injected parameters, with no machine-specific path for the repo
     injected = [c for c in nb["cells"] if "injected-parameters" in c.get("metadata", {}).get("tags", [])]

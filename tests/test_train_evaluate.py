@@ -30,6 +30,17 @@ def test_fit_improves_and_restores_the_best_validation_epoch(digits_binary):
     assert len(hist.epochs) == 40 or len(hist.epochs) - hist.best_epoch == 3
 
 
+def test_fit_stops_at_its_time_budget(digits_binary):
+    d = digits_binary
+    model = models.create("made", d.image_shape, hidden_sizes=[16], seed=0)
+    hist = train.fit(model, d.split("train"), d.split("valid"), epochs=50, max_seconds=0.0, device="cpu",
+                     progress=False)
+    assert len(hist.epochs) == 1 and hist.stopped_by_budget and not hist.stopped_early
+    hist = train.fit(model, d.split("train")[:200], d.split("valid")[:50], epochs=2, max_seconds=1e6, device="cpu",
+                     progress=False)
+    assert len(hist.epochs) == 2 and not hist.stopped_by_budget
+
+
 def test_fit_is_reproducible_with_a_seed(digits_binary):
     d = digits_binary
     runs = []

@@ -224,6 +224,8 @@ def record_run(
         "label": config.get("label", config.get("model")),
         "dataset": data.name,
         "dataset_description": data.description,
+        "dataset_kind": data.kind,
+        "n_levels": data.n_levels,
         "likelihood": model.likelihood,
         "protocol": _protocol(model, data),
         "test_nll_nats": test.get("nll_nats"),
@@ -242,6 +244,8 @@ def record_run(
         "epochs": len(history.epochs),
         "best_epoch": history.best_epoch,
         "stopped_early": history.stopped_early,
+        "stopped_by_budget": getattr(history, "stopped_by_budget", False),
+        "max_seconds": config.get("max_seconds"),
         "history": history.epochs,
         "nearest_neighbour": {
             "metric": nn["metric"],

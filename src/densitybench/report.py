@@ -17,6 +17,18 @@ def collect(results_dir: str | os.PathLike) -> list[dict]:
     return recs
 
 
+def dataset_kind(record: dict) -> str:
+    """``"binary"`` or ``"levels"``: the kind of data a run was evaluated on."""
+    if record.get("dataset_kind"):
+        return record["dataset_kind"]
+    from . import data  # records written before the field existed: ask the registry
+
+    name = record["dataset"]
+    if name in data.REGISTRY:
+        return data.REGISTRY[name].kind
+    return "binary" if name == "digits_binary" else "levels"
+
+
 def _pm(mean, se, digits):
     if mean is None:
         return "—"
@@ -44,6 +56,8 @@ def nll_table(records: list[dict]) -> pd.DataFrame:
             "dataset": r["dataset"],
             "likelihood": r["likelihood"],
             "test NLL (nats)": _pm(r["test_nll_nats"], r["test_nll_se"], 2),
+            "on [0,1] (nats)": (_pm(r["test_nll_nats_continuous"], r["test_nll_se"], 2)
+                                if r.get("test_nll_nats_continuous") is not None else "—"),
             "bits/dim": _pm(r["bits_per_dim"], r.get("bits_per_dim_se"), 4),
             "published": (f"{a['value']:.2f} {'nats' if a['unit'] == 'nats' else a['unit']}" if a else "—"),
             "ours − published": _difference(r, a),

@@ -209,12 +209,13 @@ def train_run(
     """
     from . import anchors, evaluate, models, train
 
+    train.seed_everything(seed)  # the initial weights too
     model = models.create(model_name, ds.image_shape, **hyperparameters)
     continuous = model.support == "continuous"
     history = train.fit(
         model, ds.split("train"), ds.split("valid"), epochs=cfg["epochs"], batch_size=cfg["batch_size"],
         lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0.0), lr_step=cfg.get("lr_step"),
-        patience=cfg["patience"], clip_grad_norm=cfg.get("clip_grad_norm"),
+        patience=cfg["patience"], clip_grad_norm=cfg.get("clip_grad_norm"), max_seconds=cfg.get("max_seconds"),
         dequantize=ds.n_levels if continuous else None, seed=seed, device=device, progress=progress,
         valid_fn=valid_fn,
     )
@@ -238,7 +239,10 @@ def _kernel_env() -> None:
     bindir = str(Path(sys.executable).parent)
     if not os.environ.get("PATH", "").startswith(bindir + os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
-    os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+#: the kernel draws figures into the notebook (a non-interactive backend would leave them out)
+_KERNEL_MPLBACKEND = "module://matplotlib_inline.backend_inline"
 
 
 def execute(
@@ -263,10 +267,18 @@ def execute(
     with tempfile.TemporaryDirectory() as tmp:
         inp = Path(tmp) / f"{name}.ipynb"
         jupytext.write(nb, inp)
-        papermill.execute_notebook(
-            str(inp), str(out), parameters=params, kernel_name="python3", progress_bar=progress,
-            cwd=str(out_dir), log_output=False,
-        )
+        backend = os.environ.get("MPLBACKEND")
+        os.environ["MPLBACKEND"] = _KERNEL_MPLBACKEND  # inherited by the kernel only
+        try:
+            papermill.execute_notebook(
+                str(inp), str(out), parameters=params, kernel_name="python3", progress_bar=progress,
+                cwd=str(out_dir), log_output=False,
+            )
+        finally:
+            if backend is None:
+                os.environ.pop("MPLBACKEND", None)
+            else:
+                os.environ["MPLBACKEND"] = backend
     scrub_paths(out)
     return out
 

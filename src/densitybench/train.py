@@ -44,6 +44,7 @@ class History:
     best_valid: float = float("inf")
     train_seconds: float = 0.0
     stopped_early: bool = False
+    stopped_by_budget: bool = False
 
     def as_dict(self) -> dict:
         return {
@@ -52,6 +53,7 @@ class History:
             "best_valid": self.best_valid,
             "train_seconds": self.train_seconds,
             "stopped_early": self.stopped_early,
+            "stopped_by_budget": self.stopped_by_budget,
         }
 
 
@@ -84,6 +86,7 @@ def fit(
     patience: int = 10,
     clip_grad_norm: float | None = None,
     dequantize: int | None = None,
+    max_seconds: float | None = None,
     seed: int = 0,
     device: str | torch.device | None = "auto",
     progress: bool = True,
@@ -104,6 +107,8 @@ def fit(
             ``valid`` hold the levels; every training minibatch is dequantized afresh as
             ``(x + u) / K`` and ``valid`` once with the fixed seed
             :data:`densitybench.data.DEQUANTIZATION_SEED`.
+        max_seconds: a wall-clock budget: no epoch starts once this many seconds of
+            training have passed (the history says so with ``stopped_by_budget``).
         seed: seeds the shuffling and the model's own randomness.
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
         progress: show a tqdm bar over epochs.
@@ -162,6 +167,9 @@ def fit(
             if bad >= patience:
                 history.stopped_early = True
                 break
+        if max_seconds is not None and time.perf_counter() - t_start >= max_seconds and epoch < epochs:
+            history.stopped_by_budget = True
+            break
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
