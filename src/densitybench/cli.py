@@ -20,6 +20,8 @@ def main(argv=None) -> int:
     s.add_argument("--data-dir", default=None)
     s.add_argument("--results-root", default=None, help="default: <repo>/results")
     s.add_argument("--no-book", action="store_true", help="do not build the book afterwards")
+    s.add_argument("--threads", type=int, default=None,
+                   help="CPU threads per notebook kernel (default: 1 for smoke and digits, else torch's choice)")
 
     b = sub.add_parser("book", help="build the book from a profile's executed notebooks (no execution)")
     b.add_argument("--profile", default="mnist", choices=sorted(study.PROFILES))
@@ -41,7 +43,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.cmd == "study":
         params = {k: v for k, v in {"device": a.device, "data_dir": a.data_dir}.items() if v is not None}
-        study.run(a.profile, a.notebooks, a.results_root, params)
+        study.run(a.profile, a.notebooks, a.results_root, params, threads=a.threads)
         if not a.no_book:
             study.build_book(a.profile, a.results_root)
         return 0

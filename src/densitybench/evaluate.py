@@ -187,7 +187,8 @@ def record_run(
     test = valid = {}
     if model.likelihood != "none":
         test = nll_summary(model, data, "test")
-        valid = nll_summary(model, data, "valid")
+        if config.get("valid_nll", True):  # False where one more pass is too costly (IWAE with k = 5000)
+            valid = nll_summary(model, data, "valid")
 
     g = torch.Generator(device=device).manual_seed(seed)
     t0 = time.perf_counter()

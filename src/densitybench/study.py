@@ -84,13 +84,14 @@ _FAMILIES = {
     "nade": {
         "smoke": dict(runs={"nade": dict(hidden_size=16)}, epochs=2, patience=2),
         "digits": dict(runs={"nade": dict(hidden_size=100)}, epochs=100, patience=10, lr=1e-2),
-        "mnist": dict(runs={"nade": dict(hidden_size=500)}, epochs=100, patience=10),
+        "mnist": dict(runs={"nade": dict(hidden_size=500)}, epochs=100, patience=10, max_seconds=900),
     },
     "pixelcnn": {
         "smoke": dict(runs={"pixelcnn": dict(n_channels=8, n_blocks=1, output_channels=8)}, epochs=2, patience=2),
         "digits": dict(runs={"pixelcnn": dict(n_channels=32, n_blocks=3, output_channels=32)}, epochs=60, patience=8,
                        lr=3e-3),
-        "mnist": dict(runs={"pixelcnn": dict(n_channels=32, n_blocks=5, output_channels=32)}, epochs=15, patience=3),
+        "mnist": dict(runs={"pixelcnn": dict(n_channels=32, n_blocks=5, output_channels=32)}, epochs=30, patience=3,
+                      max_seconds=600),
     },
     "pixelrnn": {
         "smoke": dict(runs={"pixel_lstm": dict(hidden_size=8), "row_lstm": dict(hidden=4, n_layers=1, output_channels=8)},
@@ -98,7 +99,8 @@ _FAMILIES = {
         "digits": dict(runs={"pixel_lstm": dict(hidden_size=64),
                              "row_lstm": dict(hidden=16, n_layers=2, output_channels=32)},
                        epochs=60, patience=8, lr=3e-3),
-        "mnist": dict(runs={"row_lstm": dict(hidden=16, n_layers=2, output_channels=32)}, epochs=3, patience=2),
+        "mnist": dict(runs={"row_lstm": dict(hidden=16, n_layers=2, output_channels=32)}, epochs=30, patience=3,
+                      max_seconds=600),
     },
     "levels": {
         "smoke": dict(runs={"made-levels": dict(hidden_sizes=[16]), "nade-levels": dict(hidden_size=16),
@@ -110,12 +112,14 @@ _FAMILIES = {
                        epochs=60, patience=8, lr=3e-3),
         "mnist": dict(runs={"made-256": dict(hidden_sizes=[100], direct=True),
                             "pixelcnn-256": dict(n_channels=32, n_blocks=5, output_channels=64)},
-                      epochs=10, patience=3),
+                      epochs=30, patience=3, max_seconds=420),
     },
     "nice": {
         "smoke": dict(hparams=dict(n_couplings=4, hidden_size=16, n_hidden_layers=2), epochs=2, patience=2),
-        "digits": dict(hparams=dict(n_couplings=4, hidden_size=200, n_hidden_layers=3), epochs=300, patience=20),
-        "mnist": dict(hparams=dict(n_couplings=4, hidden_size=1000, n_hidden_layers=5), epochs=20, patience=5),
+        "digits": dict(hparams=dict(n_couplings=4, hidden_size=100, n_hidden_layers=2), epochs=300, batch_size=20,
+                       patience=15),
+        "mnist": dict(hparams=dict(n_couplings=4, hidden_size=1000, n_hidden_layers=5), epochs=1500, patience=10,
+                      max_seconds=600),
     },
     "vae": {
         "smoke": dict(hparams=dict(latent_dim=2, hidden_sizes=[16, 16]), latent2_hparams=dict(hidden_sizes=[16, 16]),
@@ -123,7 +127,7 @@ _FAMILIES = {
         "digits": dict(hparams=dict(latent_dim=8, hidden_sizes=[100, 100]), latent2_hparams=dict(hidden_sizes=[100, 100]),
                        k_eval=1000, epochs=500, patience=30),
         "mnist": dict(hparams=dict(latent_dim=50, hidden_sizes=[200, 200]), latent2_hparams=dict(hidden_sizes=[200, 200]),
-                      k_eval=5000, epochs=200, patience=20),
+                      k_eval=5000, latent2_k_eval=100, valid_nll=False, epochs=300, patience=20, max_seconds=600),
     },
     "gan": {
         "smoke": dict(hparams=dict(noise_dim=8, g_hidden=[16, 16], d_hidden=[16, 16], parzen_n_samples=200),
@@ -131,7 +135,7 @@ _FAMILIES = {
         "digits": dict(hparams=dict(noise_dim=64, g_hidden=[256, 256], d_hidden=[256, 256], parzen_n_samples=10000),
                        epochs=300, batch_size=32, lr=2e-4, patience=300),
         "mnist": dict(hparams=dict(noise_dim=64, g_hidden=[256, 256], d_hidden=[256, 256], parzen_n_samples=10000),
-                      epochs=100, batch_size=32, lr=2e-4, patience=100),
+                      epochs=300, batch_size=32, lr=2e-4, patience=300, max_seconds=600),
     },
 }
 _DATASETS = {
@@ -245,14 +249,24 @@ def _kernel_env() -> None:
 _KERNEL_MPLBACKEND = "module://matplotlib_inline.backend_inline"
 
 
+#: CPU threads of the notebook kernels per profile (None: torch's default). The small
+#: networks of the CPU profiles run several times faster on one thread than on two.
+THREADS = {"smoke": 1, "digits": 1}
+
+
 def execute(
     name: str,
     profile: str,
     results_root: str | os.PathLike | None = None,
     parameters: dict | None = None,
     progress: bool = True,
+    threads: int | None = None,
 ) -> Path:
-    """Execute ``notebooks/<name>.py`` with papermill; return the executed ``.ipynb``."""
+    """Execute ``notebooks/<name>.py`` with papermill; return the executed ``.ipynb``.
+
+    ``threads``: CPU threads of the kernel (``OMP_NUM_THREADS``); default
+    :data:`THREADS` of the profile, else torch's own choice.
+    """
     import jupytext
     import papermill
 
@@ -267,18 +281,23 @@ def execute(
     with tempfile.TemporaryDirectory() as tmp:
         inp = Path(tmp) / f"{name}.ipynb"
         jupytext.write(nb, inp)
-        backend = os.environ.get("MPLBACKEND")
-        os.environ["MPLBACKEND"] = _KERNEL_MPLBACKEND  # inherited by the kernel only
+        threads = threads or THREADS.get(profile)
+        kernel_env = {"MPLBACKEND": _KERNEL_MPLBACKEND, "OMP_NUM_THREADS": str(threads) if threads else None}
+        saved = {k: os.environ.get(k) for k in kernel_env}
+        for k, v in kernel_env.items():  # inherited by the kernel only
+            if v is not None:
+                os.environ[k] = v
         try:
             papermill.execute_notebook(
                 str(inp), str(out), parameters=params, kernel_name="python3", progress_bar=progress,
                 cwd=str(out_dir), log_output=False,
             )
         finally:
-            if backend is None:
-                os.environ.pop("MPLBACKEND", None)
-            else:
-                os.environ["MPLBACKEND"] = backend
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
     scrub_paths(out)
     return out
 
@@ -299,13 +318,14 @@ def run(
     results_root=None,
     parameters: dict | None = None,
     progress: bool = True,
+    threads: int | None = None,
 ) -> list[Path]:
     """Execute the study's notebooks in order under ``profile``."""
     done = []
     for name in notebooks or NOTEBOOKS:
         t0 = time.perf_counter()
         print(f"[densitybench] executing notebooks/{name}.py (profile {profile})", flush=True)
-        done.append(execute(name, profile, results_root, parameters, progress))
+        done.append(execute(name, profile, results_root, parameters, progress, threads))
         print(f"[densitybench] {name} done in {time.perf_counter() - t0:.0f} s -> {done[-1]}", flush=True)
     return done
 
