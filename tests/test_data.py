@@ -197,5 +197,7 @@ def test_stochastic_binarization_is_seeded_and_keeps_labels():
     # the probability of a 1 is level / 16: the mean matches
     assert abs(a.train.float().mean().item() - (d.train.float() / 16).mean().item()) < 0.01
     assert a.labels is d.labels
+    # the derived name loads the same images again
+    assert torch.equal(data.load(a.name).train, a.train)
     with pytest.raises(ValueError, match="already binary"):
         data.binarize_stochastic(a)

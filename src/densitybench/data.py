@@ -18,6 +18,7 @@ import gzip
 import hashlib
 import math
 import os
+import re
 import shutil
 import struct
 import tempfile
@@ -408,6 +409,9 @@ def load(name: str, data_dir: str | os.PathLike | None = None) -> ImageData:
     """
     if name in EMBEDDED:
         return _load_digits(binary=name == "digits_binary")
+    derived = re.fullmatch(r"(.+)_binarized_seed(\d+)", name)
+    if derived and derived.group(1) in names():  # what binarize_stochastic names its result
+        return binarize_stochastic(load(derived.group(1), data_dir), int(derived.group(2)))
     if name not in REGISTRY:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(names())}")
     spec = REGISTRY[name]
