@@ -37,12 +37,11 @@ data_dir = None  # None: $DENSITYBENCH_DATA, else <repo>/data
 
 # %%
 import matplotlib.pyplot as plt
-import pandas as pd
 import torch
 from IPython.display import Image, display
 from myst_nb import glue
 
-from densitybench import data, models, paths, plots, study, train
+from densitybench import data, models, paths, plots, report, study, train
 from densitybench.models.autoregressive import dependency_map
 
 cfg = study.config("pixelcnn", profile, dataset=dataset, epochs=epochs)
@@ -141,18 +140,7 @@ plt.show()
 # Test NLL in nats (exact) with the standard error over test images, and bits per dimension.
 
 # %%
-rows = []
-for run, r in records.items():
-    pub = r["anchor"]
-    rows.append({
-        "run": run, "dataset": r["dataset"], "likelihood": r["likelihood"],
-        "test NLL (nats)": f"{r['test_nll_nats']:.2f} ± {r['test_nll_se']:.2f}",
-        "bits/dim": f"{r['bits_per_dim']:.4f} ± {r['bits_per_dim_se']:.4f}",
-        "valid NLL (nats)": f"{r['valid_nll_nats']:.2f}", "params": r["n_params"],
-        "epochs (best)": f"{r['epochs']} ({r['best_epoch']})", "train s": round(r["train_seconds"]),
-        "published": f"{pub['value']:.2f}" if pub else "—",
-    })
-display(pd.DataFrame(rows).set_index("run"))
+display(report.run_table(records))
 first = next(iter(records))
 glue("pixelcnn_run", first, display=False)
 glue("pixelcnn_dataset", records[first]["dataset"], display=False)

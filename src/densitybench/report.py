@@ -109,3 +109,22 @@ def bits_table(records: list[dict], dataset: str) -> pd.DataFrame:
         return pd.DataFrame(columns=["model", "density", "likelihood", "bits/dim", "test NLL (nats)",
                                      "published (bits/dim)", "parameters", "train (s)"])
     return pd.DataFrame(rows).sort_values("_bpd").drop(columns="_bpd").reset_index(drop=True)
+
+
+def run_table(records: dict[str, dict]) -> pd.DataFrame:
+    """A chapter's own table: one row per run (``run name -> record``), indexed by run."""
+    rows = []
+    for run, r in records.items():
+        pub = r.get("anchor")
+        valid = r.get("valid_nll_nats")
+        rows.append({
+            "run": run, "dataset": r["dataset"], "likelihood": r["likelihood"],
+            "test NLL (nats)": _pm(r["test_nll_nats"], r["test_nll_se"], 2),
+            "bits/dim": _pm(r["bits_per_dim"], r.get("bits_per_dim_se"), 4),
+            "valid NLL (nats)": f"{valid:.2f}" if valid is not None else "—",
+            "params": r["n_params"],
+            "epochs (best)": f"{r['epochs']} ({r['best_epoch']})" + (" budget" if r.get("stopped_by_budget") else ""),
+            "train s": round(r["train_seconds"]),
+            "published": f"{pub['value']:.2f} {pub['unit']}" if pub else "—",
+        })
+    return pd.DataFrame(rows).set_index("run")
