@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # NICE: a bijection with a unit Jacobian is an exact density
+# # NICE: additive couplings, an exact density with a trivial Jacobian
 #
 # **Claim.** If $\mathbf{h} = f(\mathbf{x})$ is a bijection onto a space where the components
 # of $\mathbf{h}$ are independent, the change of variables gives the exact log-likelihood
