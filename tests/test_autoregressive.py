@@ -151,6 +151,19 @@ def test_nade_forward_equals_the_definition():
         torch.testing.assert_close(logits[:, d], expected)
 
 
+def test_nade_backward_pass_equals_autograd():
+    """The hand-written backward pass of NADE's conditionals against autograd's numerical check,
+    for every input (pixels included), with Bernoulli and softmax outputs."""
+    from densitybench.models.nade import _Conditionals
+
+    g = torch.Generator().manual_seed(0)
+    for K in (1, 3):
+        v = torch.rand(4, 6, generator=g, dtype=torch.float64).requires_grad_(True)
+        params = [torch.randn(*shape, generator=g, dtype=torch.float64).requires_grad_(True)
+                  for shape in ((6, 5), (5,), (6, K, 5), (6, K))]
+        assert torch.autograd.gradcheck(_Conditionals.apply, (v, *params))
+
+
 def test_input_validation():
     model = make("nade", (1, 2, 2))
     with pytest.raises(ValueError, match="binary"):

@@ -25,6 +25,48 @@ from torch import nn
 from .autoregressive import RasterAutoregressive, draw
 
 
+class _Conditionals(torch.autograd.Function):
+    """The logits of all D conditionals with a hand-written backward pass.
+
+    Autograd would keep several ``(B, D, H)`` intermediates (the contributions, their
+    cumulative sum, the pre-activations); this keeps only ``h`` and reuses one buffer in the
+    backward pass, which makes training about twice as fast on a CPU, where the pass is
+    limited by memory traffic. ``tests/test_autoregressive.py`` checks it against autograd.
+
+    Inputs: ``v`` (B, D) the scaled pixels, ``W`` (D, H), ``c`` (H,), ``V`` (D, K, H),
+    ``b`` (D, K). Output: logits (B, K, D).
+    """
+
+    @staticmethod
+    def forward(ctx, v, W, c, V, b):
+        B, D = v.shape
+        h = v.new_empty(B, D, W.shape[1])
+        h[:, 0] = 0
+        torch.mul(v[:, :-1, None], W[:-1], out=h[:, 1:])  # W_{:,d-1} x_{d-1} in row d
+        h.cumsum_(1).add_(c).sigmoid_()  # h_d = sigm(c + sum_{j<d} W_{:,j} x_j)
+        ctx.save_for_backward(v, W, V, h)
+        return torch.einsum("bdh,dkh->bkd", h, V) + b.T
+
+    @staticmethod
+    def backward(ctx, g):
+        v, W, V, h = ctx.saved_tensors
+        dV = torch.einsum("bkd,bdh->dkh", g, h)
+        db = g.sum(0).T
+        da = torch.einsum("bkd,dkh->bdh", g, V)  # dL/dh_d, then dL/da_d
+        da.mul_(h).mul_(1 - h)
+        dc = da.sum((0, 1))
+        # a_d sums W_{:,j} x_j over j < d, so x_j and W_{:,j} receive S_j = sum_{d>j} dL/da_d,
+        # a reverse cumulative sum (summed from the end, so that it is exactly 0 where it must be)
+        S = da.flip(1).cumsum(1).flip(1)[:, 1:]  # (B, D-1, H): S_0 .. S_{D-2}; S_{D-1} = 0
+        dW = torch.zeros_like(W)
+        dW[:-1] = torch.einsum("bj,bjh->jh", v[:, :-1], S)
+        dv = None
+        if ctx.needs_input_grad[0]:
+            dv = torch.zeros_like(v)
+            dv[:, :-1] = torch.einsum("bjh,jh->bj", S, W[:-1])
+        return dv, dW, dc, dV, db
+
+
 class NADE(RasterAutoregressive):
     """NADE with a fixed raster ordering and sigmoid hidden units.
 
@@ -53,11 +95,7 @@ class NADE(RasterAutoregressive):
             ``(B, D)`` Bernoulli logits, or ``(B, K, D)`` softmax logits.
         """
         v = self.scaled(x).reshape(x.shape[0], -1)  # (B, D)
-        contrib = v[:, :, None] * self.W  # (B, D, H): W_{:,d} x_d
-        # a_d = c + sum_{j<d} W_{:,j} x_j: an exclusive cumulative sum over d
-        a = self.c + torch.cat([torch.zeros_like(contrib[:, :1]), contrib[:, :-1].cumsum(1)], 1)
-        h = torch.sigmoid(a)
-        logits = torch.einsum("bdh,dkh->bkd", h, self.V) + self.b.T  # (B, n_out, D)
+        logits = _Conditionals.apply(v, self.W, self.c, self.V, self.b)  # (B, n_out, D)
         return logits[:, 0] if self.n_out == 1 else logits
 
     def _complete(self, x: torch.Tensor, start: int, generator: torch.Generator | None) -> torch.Tensor:
