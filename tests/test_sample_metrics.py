@@ -52,6 +52,18 @@ def test_precision_and_recall(digits):
     assert few["precision"] > 0.8 and few["recall"] < 0.3
 
 
+def test_precision_and_recall_use_each_sets_own_radii():
+    """A tight real cluster and a sparse ring of generated points around it: the ring's wide balls
+    cover every real point (recall 1), the cluster's narrow balls cover no generated point
+    (precision 0)."""
+    rng = np.random.default_rng(0)
+    real = rng.normal(0, 0.01, (500, 2))
+    angles = np.linspace(0, 2 * np.pi, 8, endpoint=False)
+    ring = 0.5 * np.stack([np.cos(angles), np.sin(angles)], 1)
+    pr = metrics.precision_recall(real, ring)
+    assert pr["precision"] == 0 and pr["recall"] == 1
+
+
 def test_mode_coverage():
     uniform = metrics.mode_coverage(np.arange(1000) % 10, 10)
     assert uniform["entropy"] == pytest.approx(np.log(10)) and uniform["tv_from_uniform"] == pytest.approx(0)
