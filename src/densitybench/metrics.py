@@ -173,3 +173,134 @@ def select_parzen_sigma(
     means = _parzen_log_probs(xt, ct, sigmas, int(batch_size), int(centre_batch_size)).mean(1).cpu().numpy()
     table = {float(s): float(m) for s, m in zip(sigmas, means)}
     return float(sigmas[int(np.argmax(means))]), table
+
+
+# --------------------------------------------------------------------------- judging samples
+# Every function takes features (N, F) of real and generated images: an embedding such as a
+# classifier's penultimate layer, or raw pixels for small images.
+
+
+def _as_2d(x) -> np.ndarray:
+    a = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
+    return a.reshape(a.shape[0], -1)
+
+
+def frechet_distance(a, b) -> float:
+    """Fréchet distance between Gaussians fitted to two sets of features (the FID formula,
+    Heusel et al. 2017): ``|mu_a - mu_b|^2 + tr(C_a + C_b - 2 (C_a C_b)^{1/2})``.
+
+    With features of a classifier of our own it is not comparable with Inception-based FID.
+    """
+    a, b = _as_2d(a), _as_2d(b)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"the sets have {a.shape[1]} and {b.shape[1]} features")
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    ca, cb = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    # tr (C_a C_b)^{1/2} = sum of the square roots of the eigenvalues of the symmetric
+    # C_a^{1/2} C_b C_a^{1/2}: stable for singular covariances (no matrix square root of a
+    # non-symmetric product)
+    w, v = np.linalg.eigh(ca)
+    root_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ cb @ root_a), 0, None)).sum()
+    fd = float(((mu_a - mu_b) ** 2).sum() + np.trace(ca) + np.trace(cb) - 2 * tr_covmean)
+    return max(fd, 0.0)
+
+
+def _pairwise(a: np.ndarray, b: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+    """Euclidean distances ``(len(a), len(b))``."""
+    bt = torch.from_numpy(b)
+    out = [torch.cdist(torch.from_numpy(a[i:i + batch_size]), bt) for i in range(0, len(a), batch_size)]
+    return torch.cat(out).numpy()
+
+
+def precision_recall(real, fake, k: int = 3) -> dict[str, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019).
+
+    Each set's manifold is the union of balls around its points, each with the radius of the
+    distance to the point's ``k``-th nearest neighbour in the same set. Precision is the
+    fraction of generated points inside the real manifold; recall the fraction of real points
+    inside the generated one. Standard errors are binomial over the points.
+    """
+    real, fake = _as_2d(real), _as_2d(fake)
+    if min(len(real), len(fake)) <= k:
+        raise ValueError(f"each set needs more than k={k} points")
+
+    def radii(x):
+        d = _pairwise(x, x)
+        return np.sort(d, axis=1)[:, k]  # column 0 is the point itself
+
+    r_real, r_fake = radii(real), radii(fake)
+    d = _pairwise(fake, real)  # (n_fake, n_real)
+    in_real = (d <= r_real[None, :]).any(1)
+    in_fake = (d.T <= r_fake[None, :]).any(1)
+    p, r = float(in_real.mean()), float(in_fake.mean())
+    return {"precision": p, "precision_se": math.sqrt(p * (1 - p) / len(fake)),
+            "recall": r, "recall_se": math.sqrt(r * (1 - r) / len(real))}
+
+
+def mode_coverage(labels, n_classes: int) -> dict:
+    """How a classifier's labels of generated images spread over the classes: the histogram,
+    its entropy (nats; ``log n_classes`` when uniform) and its total-variation distance from
+    uniform (0 when uniform, ``1 - 1/n_classes`` when one class takes everything)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    counts = np.bincount(labels, minlength=n_classes)[:n_classes]
+    p = counts / counts.sum()
+    nz = p[p > 0]
+    return {"histogram": counts.tolist(), "entropy": float(-(nz * np.log(nz)).sum()),
+            "max_entropy": math.log(n_classes), "tv_from_uniform": float(0.5 * np.abs(p - 1 / n_classes).sum())}
+
+
+def c2st(real, fake, seed: int = 0, test_fraction: float = 0.5) -> dict[str, float]:
+    """Classifier two-sample test (Lopez-Paz & Oquab 2017): the held-out accuracy of a logistic
+    regression trained to tell ``fake`` from ``real``; 0.5 means indistinguishable. Both sets
+    are cut to the same size; the SE is binomial over the held-out points."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    real, fake = _as_2d(real), _as_2d(fake)
+    n = min(len(real), len(fake))
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([real[rng.permutation(len(real))[:n]], fake[rng.permutation(len(fake))[:n]]])
+    y = np.concatenate([np.zeros(n), np.ones(n)])
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=y)
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    clf.fit(x_tr, y_tr)
+    acc = float((clf.predict(x_te) == y_te).mean())
+    return {"accuracy": acc, "accuracy_se": math.sqrt(acc * (1 - acc) / len(y_te)), "n_test": int(len(y_te))}
+
+
+def data_copying(train, test, generated, n_cells: int = 20, min_per_cell: int = 20, seed: int = 0) -> dict:
+    """The data-copying test C_T of Meehan, Chaudhuri & Dasgupta (2020).
+
+    The training set is cut into ``n_cells`` k-means cells. In each cell, the distances from
+    held-out test points to their nearest training point are compared with the same
+    distances of generated points by the Mann-Whitney U statistic, standardised to ``Z_U``
+    (negative when generated points sit closer to the training set than test points do).
+    ``C_T`` is the average of ``Z_U`` over the cells holding at least ``min_per_cell``
+    generated points, weighted by the test points' share: ``C_T << 0`` means copying,
+    ``C_T >> 0`` underfitting, about 0 neither.
+    """
+    from scipy.stats import rankdata
+    from sklearn.cluster import KMeans
+
+    train, test, generated = _as_2d(train), _as_2d(test), _as_2d(generated)
+    km = KMeans(n_clusters=n_cells, n_init=4, random_state=seed).fit(train)
+    cell_test, cell_gen = km.predict(test), km.predict(generated)
+    d_test = _pairwise(test, train).min(1)
+    d_gen = _pairwise(generated, train).min(1)
+    z, weights = [], []
+    for c in range(n_cells):
+        a, b = d_test[cell_test == c], d_gen[cell_gen == c]
+        if len(b) < min_per_cell or len(a) < 2:
+            continue
+        m, n = len(a), len(b)
+        ranks = rankdata(np.concatenate([a, b]))
+        u = ranks[m:].sum() - n * (n + 1) / 2  # pairs (test, generated) with the generated point farther
+        z.append((u - m * n / 2) / math.sqrt(m * n * (m + n + 1) / 12))
+        weights.append(m)
+    if not z:
+        raise ValueError(f"no cell holds {min_per_cell} generated points; use fewer cells or more samples")
+    w = np.asarray(weights, float) / sum(weights)
+    return {"C_T": float((w * np.asarray(z)).sum()), "cells_used": len(z), "z_per_cell": [float(v) for v in z]}
