@@ -154,6 +154,9 @@ ds2 = ds if ds.labels is not None else data.binarize_stochastic(data.load(cfg["l
 hp2 = {**cfg["latent2_hparams"], "latent_dim": 2, "k_eval": cfg.get("latent2_k_eval", cfg["k_eval"])}
 glue("vae_2d_dataset", ds2.name, display=False)
 
+schedule = (f" multiplied by {cfg.get('lr_gamma', 0.1):g} every {cfg['lr_step']} epochs"
+            if cfg.get("lr_step") else "")
+budget = f" or {cfg['max_seconds']:g} s" if cfg.get("max_seconds") else ""
 runs = {
     "vae": dict(
         ds=ds, hp=hp, label=f"VAE, {hp['latent_dim']}-d latent, {width(hp)}",
@@ -162,8 +165,8 @@ runs = {
             f"paper: IWAE objective with k=50, 1 stochastic layer (50 latents, tanh layers 200-200), Adam with "
             f"batch 20 for 3280 epochs on the fixed binarization; evaluated with IWAE k=5000. Ours: the VAE objective "
             f"(k=1), {hp['latent_dim']} latents, {hp.get('activation', 'tanh')} layers {width(hp)}, Adam lr "
-            f"{cfg['lr']:g}, batch {cfg['batch_size']}, at most {cfg['epochs']} epochs with early stopping on the "
-            f"validation ELBO (patience {cfg['patience']}); evaluated with IWAE k={cfg['k_eval']} as in Burda et al., "
+            f"{cfg['lr']:g}{schedule}, batch {cfg['batch_size']}, at most {cfg['epochs']} epochs{budget} with early "
+            f"stopping on the validation ELBO (patience {cfg['patience']}); evaluated with IWAE k={cfg['k_eval']} as in Burda et al., "
             f"an upper bound on the NLL"
         ),
     ),

@@ -127,7 +127,8 @@ _FAMILIES = {
         "digits": dict(hparams=dict(latent_dim=8, hidden_sizes=[100, 100]), latent2_hparams=dict(hidden_sizes=[100, 100]),
                        k_eval=1000, epochs=500, patience=30),
         "mnist": dict(hparams=dict(latent_dim=50, hidden_sizes=[200, 200]), latent2_hparams=dict(hidden_sizes=[200, 200]),
-                      k_eval=5000, latent2_k_eval=100, valid_nll=False, epochs=300, patience=20, max_seconds=600),
+                      k_eval=5000, latent2_k_eval=100, valid_nll=False, epochs=3000, patience=60, lr_step=100,
+                      lr_gamma=0.5, max_seconds=3000),
     },
     "gan": {
         "smoke": dict(hparams=dict(noise_dim=8, g_hidden=[16, 16], d_hidden=[16, 16], parzen_n_samples=200),
@@ -219,7 +220,7 @@ def train_run(
     history = train.fit(
         model, ds.split("train"), ds.split("valid"), epochs=cfg["epochs"], batch_size=cfg["batch_size"],
         lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0.0), lr_step=cfg.get("lr_step"),
-        patience=cfg["patience"], clip_grad_norm=cfg.get("clip_grad_norm"), max_seconds=cfg.get("max_seconds"),
+        lr_gamma=cfg.get("lr_gamma", 0.1), patience=cfg["patience"], clip_grad_norm=cfg.get("clip_grad_norm"), max_seconds=cfg.get("max_seconds"),
         dequantize=ds.n_levels if continuous else None, seed=seed, device=device, progress=progress,
         valid_fn=valid_fn,
     )
