@@ -144,3 +144,31 @@ def test_checkpoint_round_trip(tmp_path):
     models.save(model, tmp_path / "m.pt")
     again = models.load(tmp_path / "m.pt")
     assert torch.allclose(again.log_prob(x), model.log_prob(x))
+
+
+@pytest.mark.parametrize("n_masks", [1, 3])
+def test_completion_draws_from_the_exact_conditional(n_masks):
+    """Completing the last 2 of 4 pixels: the frequencies of the 4 completions match
+    p(x_3, x_4 | x_1, x_2) of the (ensemble) model, computed by enumeration."""
+    torch.manual_seed(0)
+    model = models.create("made", (1, 2, 2), hidden_sizes=[12], n_masks=n_masks)
+    perturb_(model, seed=3, scale=1.5)
+    model.eval()
+    prefix = torch.tensor([1.0, 0.0])
+    tails = all_binary(2)
+    full = torch.cat([prefix.expand(4, 2), tails], 1).reshape(4, 1, 2, 2)
+    with torch.no_grad():
+        p = torch.softmax(model.log_prob(full), 0)  # conditional over the 4 tails
+    n = 20000
+    x = full[:1].repeat(n, 1, 1, 1)
+    out = model.complete(x, 2, generator=torch.Generator().manual_seed(1)).reshape(n, 4)
+    assert torch.equal(out[:, :2], prefix.expand(n, 2))
+    code = (out[:, 2] * 2 + out[:, 3]).long()
+    freq = torch.bincount(code, minlength=4).float() / n
+    assert torch.allclose(freq, p, atol=5 * (0.25 / n) ** 0.5)
+
+
+def test_completion_needs_the_natural_ordering():
+    model = models.create("made", (1, 2, 2), hidden_sizes=[8], n_masks=2, ordering="random")
+    with pytest.raises(ValueError, match="natural"):
+        model.complete(torch.zeros(1, 1, 2, 2), 2)

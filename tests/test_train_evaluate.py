@@ -106,3 +106,17 @@ def test_continuous_model_on_levels_reports_the_dequantization_bound(tmp_path):
     assert rec["test_nll_nats"] == pytest.approx(rec["test_nll_nats_continuous"] + D * math.log(17))
     assert rec["bits_per_dim"] == pytest.approx(rec["test_nll_nats"] / (D * math.log(2)))
     assert "dequantized" in rec["protocol"]
+
+
+def test_a_run_too_large_to_keep_stores_samples_for_judging(tmp_path, monkeypatch):
+    d = data.load("digits")
+    y = data.dequantize(d.train, d.n_levels, torch.Generator().manual_seed(0))
+    model = models.create("pca_gmm", d.image_shape, variance=0.9, n_components=2, seed=0)
+    hist = train.fit(model, y, y[:100], progress=False, device="cpu")
+    monkeypatch.setattr(evaluate, "MAX_CHECKPOINT_MB", 0.0)
+    rec = evaluate.record_run(model, d, hist, tmp_path / "p", {"model": "pca_gmm", "n_judge_samples": 700},
+                              n_samples=8)
+    assert rec["checkpoint"]["path"] is None and not (tmp_path / "p" / "model.pt").exists()
+    s = np.load(tmp_path / "p" / "judge_samples.npy")
+    assert s.shape == (700, *d.image_shape) and s.min() >= 0 and s.max() <= 1
+    assert rec["checkpoint"]["judge_samples"] == 700

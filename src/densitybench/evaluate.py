@@ -217,6 +217,13 @@ def record_run(
         ckpt.unlink()
         checkpoint = {"path": None, "size_mb": round(size_mb, 2),
                       "note": f"not kept: larger than {MAX_CHECKPOINT_MB:g} MB; rerun the config to rebuild it"}
+        n_judge = int(config.get("n_judge_samples") or 0)
+        if n_judge:  # the samples chapter judges such a run from stored samples instead
+            g = torch.Generator(device=device).manual_seed(seed + 1)
+            with torch.no_grad():
+                more = torch.cat([model.sample(len(b), generator=g).cpu() for b in torch.arange(n_judge).split(500)])
+            np.save(run_dir / "judge_samples.npy", to_image(more, data, continuous).numpy().astype(np.float16))
+            checkpoint["judge_samples"] = n_judge
 
     anchor = anchors.get(config.get("anchor"))
     record = {

@@ -246,7 +246,7 @@ def mode_coverage(labels, n_classes: int) -> dict:
     counts = np.bincount(labels, minlength=n_classes)[:n_classes]
     p = counts / counts.sum()
     nz = p[p > 0]
-    return {"histogram": counts.tolist(), "entropy": float(-(nz * np.log(nz)).sum()),
+    return {"histogram": counts.tolist(), "entropy": float(-(nz * np.log(nz)).sum()) + 0.0,
             "max_entropy": math.log(n_classes), "tv_from_uniform": float(0.5 * np.abs(p - 1 / n_classes).sum())}
 
 
@@ -282,14 +282,20 @@ def data_copying(train, test, generated, n_cells: int = 20, min_per_cell: int = 
     generated points, weighted by the test points' share: ``C_T << 0`` means copying,
     ``C_T >> 0`` underfitting, about 0 neither.
     """
-    from scipy.stats import rankdata
     from sklearn.cluster import KMeans
 
     train, test, generated = _as_2d(train), _as_2d(test), _as_2d(generated)
     km = KMeans(n_clusters=n_cells, n_init=4, random_state=seed).fit(train)
-    cell_test, cell_gen = km.predict(test), km.predict(generated)
     d_test = _pairwise(test, train).min(1)
     d_gen = _pairwise(generated, train).min(1)
+    return copying_statistic(d_test, km.predict(test), d_gen, km.predict(generated), n_cells, min_per_cell)
+
+
+def copying_statistic(d_test, cell_test, d_gen, cell_gen, n_cells: int, min_per_cell: int = 20) -> dict:
+    """``C_T`` from precomputed nearest-training-point distances and k-means cells of the
+    held-out test points and of the generated points (see :func:`data_copying`)."""
+    from scipy.stats import rankdata
+
     z, weights = [], []
     for c in range(n_cells):
         a, b = d_test[cell_test == c], d_gen[cell_gen == c]

@@ -89,6 +89,29 @@ def training_curves(histories: dict[str, list[dict]], ylabel: str = "NLL (nats)"
     return fig
 
 
+def labelled_rows(panels: dict[str, torch.Tensor | np.ndarray], n: int | None = None, title: str = ""):
+    """One row of images per entry of ``panels`` (name -> ``(N, 1, H, W)`` in [0, 1]), the
+    name written at the row's left; the first ``n`` images of each (all when None)."""
+    panels = {k: np.asarray(v) for k, v in panels.items()}
+    n = n or max(len(v) for v in panels.values())
+    fig, axes = plt.subplots(len(panels), n, figsize=(0.9 * n, 0.95 * len(panels)), squeeze=False)
+    for r, (name, imgs) in enumerate(panels.items()):
+        for i in range(n):
+            ax = axes[r, i]
+            if i < len(imgs):
+                ax.imshow(np.clip(imgs[i].reshape(imgs[i].shape[-2:]), 0, 1), cmap="gray_r", vmin=0, vmax=1,
+                          interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i >= len(imgs):
+                ax.axis("off")
+        axes[r, 0].set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def completions(truth, observed_rows: int, rows: dict[str, torch.Tensor | np.ndarray], n: int = 8, title: str = ""):
     """Completions of images whose rows from ``observed_rows`` on were hidden.
 
@@ -102,18 +125,7 @@ def completions(truth, observed_rows: int, rows: dict[str, torch.Tensor | np.nda
     shown = truth.copy()
     shown[:, :, observed_rows:] = 0.5  # the hidden part, drawn grey
     panels = {"truth": truth, "observed": shown, **{k: np.asarray(v)[:n] for k, v in rows.items()}}
-    fig, axes = plt.subplots(len(panels), n, figsize=(0.9 * n, 0.95 * len(panels)), squeeze=False)
-    for r, (name, imgs) in enumerate(panels.items()):
-        for i in range(n):
-            ax = axes[r, i]
-            ax.imshow(np.clip(imgs[i].reshape(imgs[i].shape[-2:]), 0, 1), cmap="gray_r", vmin=0, vmax=1,
-                      interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-        axes[r, 0].set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
-    fig.suptitle(title or f"completions: the rows from {observed_rows} down were hidden", fontsize=9)
-    fig.tight_layout()
-    return fig
+    return labelled_rows(panels, n, title or f"completions: the rows from {observed_rows} down were hidden")
 
 
 def dependency_maps(maps: dict[str, torch.Tensor], position: tuple[int, int], title: str = ""):

@@ -28,7 +28,7 @@ from pathlib import Path
 from . import paths
 
 #: notebooks in execution order (results aggregates what the others wrote)
-NOTEBOOKS = ("made", "nade", "pixelcnn", "pixelrnn", "nice", "vae", "gan", "pca_gmm", "levels", "results")
+NOTEBOOKS = ("made", "nade", "pixelcnn", "pixelrnn", "nice", "vae", "gan", "pca_gmm", "levels", "samples", "results")
 
 _MADE_COMMON = dict(
     hidden_sizes=[500], ordering="natural", direct=True, lr=1e-3, batch_size=100, weight_decay=1e-4, lr_step=45,
@@ -65,7 +65,7 @@ PROFILES: dict[str, dict] = {
         "made": dict(dataset="binarized_mnist", **_MADE_COMMON, epochs=100, mask_runs=[1, 32], n_samples=64),
         "pca_gmm": dict(
             dataset="mnist", binary_dataset="binarized_mnist", variance=0.99, n_components=110, max_iter=40,
-            mob_components=[10, 500], mob_max_iter=200, n_samples=64,
+            mob_components=[10, 500], mob_max_iter=200, n_samples=64, n_judge_samples=1000,
         ),
         "results": {},
     },
@@ -119,7 +119,7 @@ _FAMILIES = {
         "digits": dict(hparams=dict(n_couplings=4, hidden_size=100, n_hidden_layers=2), epochs=300, batch_size=20,
                        patience=15),
         "mnist": dict(hparams=dict(n_couplings=4, hidden_size=1000, n_hidden_layers=5), epochs=1500, patience=10,
-                      max_seconds=600),
+                      max_seconds=600, n_judge_samples=1000),
     },
     "vae": {
         "smoke": dict(hparams=dict(latent_dim=2, hidden_sizes=[16, 16]), latent2_hparams=dict(hidden_sizes=[16, 16]),
@@ -147,6 +147,23 @@ _DATASETS = {
 for _nb, _profiles in _FAMILIES.items():
     for _profile, _cfg in _profiles.items():
         PROFILES[_profile][_nb] = {**_DATASETS[_profile], **_TRAIN, **_cfg}
+
+# ---------------------------------------------------------------- judging samples
+# ``classifier_dataset``: the labelled grey images the embedding's classifier learns;
+# ``n_judge``: samples drawn from every model; ``n_real``: held-out real images they are
+# compared with; ``n_parzen``: centres of each Parzen window in the Parzen lesson (GAN
+# samples, k-means centroids of the training set, real training images); ``kmeans_iter``:
+# Lloyd iterations for those centroids.
+_SAMPLES = {
+    "smoke": dict(classifier_dataset="digits", classifier_epochs=2, n_judge=120, n_real=120, n_cells=3, n_boot=5,
+                  n_parzen=100, n_parzen_valid=100, kmeans_iter=10),
+    "digits": dict(classifier_dataset="digits", classifier_epochs=40, n_judge=600, n_real=300, n_cells=5, n_boot=50,
+                   n_parzen=1000, n_parzen_valid=300, kmeans_iter=10),
+    "mnist": dict(classifier_dataset="mnist", classifier_epochs=12, n_judge=1000, n_real=2000, n_cells=20, n_boot=50,
+                  n_parzen=10000, n_parzen_valid=2000, kmeans_iter=3),
+}
+for _profile, _cfg in _SAMPLES.items():
+    PROFILES[_profile]["samples"] = {**_DATASETS[_profile], **_cfg}
 
 
 def config(notebook: str, profile: str, **overrides) -> dict:

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .autoregressive import draw
 from .base import DensityModel, uniform
 
 
@@ -202,6 +203,55 @@ class MADE(DensityModel):
         return -self._log_prob_current(x).mean()
 
     # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def complete(self, x: torch.Tensor, n_known: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Keep the first ``n_known`` pixels (raster order) and sample the rest from the model.
+
+        Needs ``ordering="natural"``: with a random ordering the observed pixels are not a
+        prefix. For an ensemble of mask sets, each image first draws its mask set from the
+        posterior given what is observed, ``P(k | x_{<n}) ∝ p_k(x_{<n})`` (the ensemble is a
+        uniform mixture of the mask sets' models), then completes under that set.
+
+        Args:
+            x: ``(B, *data_shape)`` images (pixels at and after ``n_known`` are ignored).
+            n_known: number of leading pixels that are observed.
+        Returns:
+            ``(B, *data_shape)`` completions.
+        """
+        self.check_input(x)
+        if self.ordering != "natural":
+            raise ValueError("completion of the bottom of an image needs ordering='natural'")
+        n_known = int(n_known)
+        if not 0 <= n_known <= self.n_dims:
+            raise ValueError(f"n_known must lie in [0, {self.n_dims}], not {n_known!r}")
+        dev, current = self.device, self.mask_index
+        flat = x.reshape(x.shape[0], -1).clone().float().to(dev)
+        flat[:, n_known:] = 0
+        try:
+            log_w = []
+            for k in range(self.n_masks):  # log p_k(x_{<n}): the first n_known conditionals
+                self.set_mask(k)
+                logits = self(flat.reshape(x.shape))
+                if self.n_out == 1:
+                    lp = -F.binary_cross_entropy_with_logits(logits, flat, reduction="none")
+                else:
+                    lp = -F.cross_entropy(logits, flat.long(), reduction="none")
+                log_w.append(lp[:, :n_known].sum(1))
+            cdf = torch.softmax(torch.stack(log_w, 1).double(), 1).cumsum(1)
+            u = uniform((flat.shape[0],), generator, dev).double()
+            ks = (u[:, None] > cdf).sum(1).clamp_max(self.n_masks - 1)
+            for k in ks.unique().tolist():
+                idx = (ks == k).nonzero().squeeze(1)
+                self.set_mask(k)
+                xk = flat[idx]
+                for d in range(n_known, self.n_dims):
+                    logits = self(xk.reshape(-1, *self.data_shape))
+                    xk[:, d] = draw(logits[:, d] if self.n_out == 1 else logits[:, :, d], generator)
+                flat[idx] = xk
+        finally:
+            self.set_mask(current)
+        return flat.reshape(x.shape)
+
     def _sample(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
         """Ancestral sampling; for an ensemble, each sample first draws its mask set."""
         dev = self.device

@@ -1,0 +1,62 @@
+"""Judging samples end to end: sets whose answers are known go through `judging.judge`."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from densitybench import data, embedding, judging, metrics
+
+
+@pytest.fixture(scope="module")
+def setup():
+    d = data.load("digits")
+    clf, _ = embedding.train_classifier(d, epochs=8, batch_size=64, patience=8, seed=0, device="cpu")
+    img = lambda x: x.float() / 16
+    ref = judging.build_reference(clf, img(d.train), img(d.test), n_cells=4, seed=0)
+    return d, ref, img
+
+
+def test_held_out_real_images_score_like_real_data(setup):
+    d, ref, img = setup
+    r = judging.judge(ref, img(d.valid), n_boot=20)
+    assert abs(r["c2st"] - 0.5) < 4 * r["c2st_se"] + 0.02
+    assert abs(r["c_t"]) < 3
+    assert r["precision"] > 0.8 and r["recall"] > 0.8
+    assert r["mode_entropy"] > 0.95 * math.log(10)
+    assert r["nn_q05"] > 0 and r["fd_se"] > 0
+
+
+def test_a_copier_of_training_images_is_caught(setup):
+    d, ref, img = setup
+    r = judging.judge(ref, img(d.train[:300]), n_boot=20)
+    assert r["c_t"] < -5
+    assert r["nn_q05"] == 0 and r["nn_q50"] == 0
+    assert np.array_equal(ref.train[r["nn_index"]], img(d.train[:300]))
+
+
+def test_a_model_of_one_digit_loses_recall_and_label_entropy(setup):
+    d, ref, img = setup
+    ones = img(d.train[d.labels["train"] == 1])
+    ones = ones + 0.05 * torch.randn(ones.shape, generator=torch.Generator().manual_seed(0))
+    r = judging.judge(ref, ones, n_boot=20)
+    assert r["recall"] < 0.3 and r["mode_entropy"] < 0.5 and r["c2st"] > 0.8
+    table = judging.table({"ones": {"dataset": "digits", "kind": "test", **r}})
+    assert table.loc["ones", "C2ST accuracy"] == f"{r['c2st']:.3f} ± {r['c2st_se']:.3f}"
+
+
+def test_parzen_lesson_matches_the_metrics_and_kmeans_centroids_are_means():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(300, 5, generator=g)
+    valid, test = torch.rand(50, 5, generator=g), torch.rand(60, 5, generator=g)
+    (row,) = judging.parzen_lesson({"x": x}, valid, test)
+    sigma, _ = metrics.select_parzen_sigma(valid, x)
+    ll = metrics.parzen_log_prob(test, x, sigma).numpy()
+    assert row["sigma"] == sigma and row["test_ll"] == pytest.approx(ll.mean())
+    assert row["test_ll_se"] == pytest.approx(ll.std(ddof=1) / math.sqrt(len(ll)))
+    one = judging.kmeans_centroids(x, 1)
+    assert one.shape == (1, 5) and torch.allclose(one[0], x.mean(0), atol=0.01)  # mini-batch: approximate
+    two = torch.cat([0.1 * torch.randn(200, 5, generator=g), 3 + 0.1 * torch.randn(200, 5, generator=g)])
+    c = judging.kmeans_centroids(two, 2).sort(0).values
+    assert torch.allclose(c, torch.tensor([[0.0] * 5, [3.0] * 5]), atol=0.3)
