@@ -69,3 +69,18 @@ def test_profiles_name_every_notebook():
     with pytest.raises(ValueError, match="unknown profile"):
         study.config("made", "nope")
     assert study.config("made", "digits", epochs=3, dataset=None)["epochs"] == 3
+
+
+def test_a_chapter_not_executed_under_a_profile_gets_a_page_that_says_so(smoke_run, tmp_path):
+    partial = tmp_path / "results" / "smoke"
+    partial.mkdir(parents=True)
+    for name in study.NOTEBOOKS:
+        if name != "samples":
+            shutil.copy2(smoke_run / f"{name}.ipynb", partial / f"{name}.ipynb")
+    dst = study.stage_book("smoke", results_root=tmp_path / "results", source_root=tmp_path / "src")
+    page = json.loads((dst / "samples.ipynb").read_text())
+    text = "".join(page["cells"][0]["source"])
+    assert text.startswith("# Judging samples") and "Not executed for the `smoke` profile" in text
+    assert (dst / "made.ipynb").read_bytes() == (smoke_run / "made.ipynb").read_bytes()
+    with pytest.raises(FileNotFoundError, match="no executed notebook"):
+        study.stage_book("smoke", results_root=tmp_path / "empty", source_root=tmp_path / "src")

@@ -352,21 +352,46 @@ def run(
 
 
 def stage_book(profile: str, results_root=None, source_root=None) -> Path:
-    """Copy the executed notebooks of ``profile`` to ``<source>/book/executed/`` (where the ToC points)."""
+    """Copy the executed notebooks of ``profile`` to ``<source>/book/executed/`` (where the ToC points).
+
+    A notebook not yet executed under ``profile`` gets a one-cell page saying so and how to
+    execute it (with a warning here), so the rest of the book still builds; a profile with no
+    executed notebook at all is an error.
+    """
+    import nbformat
+
     src = paths.results_dir(profile, results_root)
     dst = Path(source_root or paths.REPO_ROOT) / "book" / "executed"
     missing = [n for n in NOTEBOOKS if not (src / f"{n}.ipynb").is_file()]
-    if missing:
+    if len(missing) == len(NOTEBOOKS):
         raise FileNotFoundError(
-            f"profile {profile!r} has no executed notebook(s) {', '.join(missing)} in {src}; "
-            f"run `densitybench study --profile {profile}` first"
+            f"profile {profile!r} has no executed notebook in {src}; run `densitybench study --profile {profile}` first"
         )
     if dst.exists():
         shutil.rmtree(dst)
     dst.mkdir(parents=True)
     for n in NOTEBOOKS:
-        shutil.copy2(src / f"{n}.ipynb", dst / f"{n}.ipynb")
+        if n in missing:
+            print(f"[densitybench] warning: notebooks/{n}.py was not executed under profile {profile!r}; "
+                  f"its page says so", flush=True)
+            title = jupytext_title(paths.notebooks_dir() / f"{n}.py")
+            page = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
+                f"# {title}\n\n**Not executed for the `{profile}` profile yet.** This page has no results: "
+                f"execute it with `densitybench study --profile {profile} --notebooks {n}` (after the model "
+                f"chapters of that profile), then rebuild the book."
+            )])
+            nbformat.write(page, dst / f"{n}.ipynb")
+        else:
+            shutil.copy2(src / f"{n}.ipynb", dst / f"{n}.ipynb")
     return dst
+
+
+def jupytext_title(notebook: Path) -> str:
+    """The first Markdown heading of a percent-format notebook."""
+    for line in notebook.read_text().splitlines():
+        if line.startswith("# # "):
+            return line[4:].strip()
+    return notebook.stem
 
 
 def build_book(profile: str, results_root=None, source_root=None, builder: str = "html") -> Path:
