@@ -87,9 +87,7 @@ for run, rec in records.items():
         model = models.load(out / run / ckpt).to(dev)
         loaded[run] = model
         t0 = time.perf_counter()
-        g = torch.Generator(device=model.device).manual_seed(seed)
-        with torch.no_grad():
-            s = torch.cat([model.sample(len(b), generator=g).cpu() for b in torch.arange(cfg["n_judge"]).split(500)])
+        s = evaluate.draw_samples(model, cfg["n_judge"], torch.Generator(device=model.device).manual_seed(seed))
         timings.append({"run": run, "seconds per sample": (time.perf_counter() - t0) / cfg["n_judge"]})
         sample_sets[run] = evaluate.to_image(s, ds, model.support == "continuous")
     elif stored.exists() and len(np.load(stored)) >= cfg["n_judge"]:
@@ -157,8 +155,9 @@ for name in sorted({records[r]["dataset"] for r in sample_sets}):
     test_idx = torch.randperm(len(ds.test), generator=g)[: cfg["n_real"]]
     refs[name] = judging.build_reference(classifier, img(ds.train), img(ds.test[test_idx]), cfg["n_cells"], seed)
     n = min(cfg["n_judge"], len(ds.valid))
-    for label, x in ((f"real images ({name}, valid)", img(ds.valid[torch.randperm(len(ds.valid), generator=g)[:n]])),
-                     (f"training images ({name}), a copier", img(ds.train[torch.randperm(len(ds.train), generator=g)[:n]]))):
+    pick = lambda split: img(split[torch.randperm(len(split), generator=g)[:n]])
+    for label, x in ((f"real images ({name}, valid)", pick(ds.valid)),
+                     (f"training images ({name}), a copier", pick(ds.train))):
         rows[label] = {"dataset": name, "kind": "reference", **judging.judge(refs[name], x, cfg["n_boot"], seed=seed)}
 display(judging.table(rows))
 for name, ref in refs.items():
@@ -258,8 +257,9 @@ plt.show()
 # %%
 human = {"GAN": ("gan", 2.3), "VAE": ("vae", 2.5), "real data": (None, 2.5), "MADE": ("made-1mask", 3.4),
          "NICE": ("nice", 3.5)}
-real_row = next((k for k in rows if k.startswith("real images") and rows[k]["dataset"] == records.get("gan", {}).get("dataset")),
-                next(k for k in rows if k.startswith("real images")))
+# the real-data row of the GAN's dataset (grey images, as the thesis's raters saw), else any
+real_rows = [k for k in rows if k.startswith("real images")]
+real_row = next((k for k in real_rows if rows[k]["dataset"] == records.get("gan", {}).get("dataset")), real_rows[0])
 rank_rows = []
 for who, (run, mean_rank) in human.items():
     key = real_row if run is None else run
@@ -374,7 +374,8 @@ if gan_runs:
     pick = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(seed))[:n_c]
     t0 = time.perf_counter()
     centres = {
-        f"GAN samples ({gan_runs[0]})": gan.sample(n_c, generator=torch.Generator(device=gan.device).manual_seed(seed)).reshape(n_c, -1).cpu(),
+        f"GAN samples ({gan_runs[0]})": evaluate.draw_samples(
+            gan, n_c, torch.Generator(device=gan.device).manual_seed(seed)).reshape(n_c, -1),
         "k-means centroids of the training images": judging.kmeans_centroids(train_y, n_c, seed, cfg["kmeans_iter"]),
         "real training images": train_y[pick],
     }

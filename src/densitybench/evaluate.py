@@ -143,6 +143,12 @@ def to_image(x: torch.Tensor, data: data_mod.ImageData, continuous: bool) -> tor
     return x.float() / (data.n_levels - 1)
 
 
+@torch.no_grad()
+def draw_samples(model, n: int, generator: torch.Generator | None = None, batch_size: int = 500) -> torch.Tensor:
+    """``n`` samples of ``model`` on the CPU, drawn ``batch_size`` at a time from one generator."""
+    return torch.cat([model.sample(len(b), generator=generator).cpu() for b in torch.arange(n).split(batch_size)])
+
+
 def neighbour_check(samples_img: torch.Tensor, data: data_mod.ImageData, n_test: int = 1000, seed: int = 0) -> dict:
     """Nearest training image of each sample, and of ``n_test`` held-out test images."""
     metric = "hamming" if data.kind == "binary" else "l2"
@@ -219,9 +225,7 @@ def record_run(
                       "note": f"not kept: larger than {MAX_CHECKPOINT_MB:g} MB; rerun the config to rebuild it"}
         n_judge = int(config.get("n_judge_samples") or 0)
         if n_judge:  # the samples chapter judges such a run from stored samples instead
-            g = torch.Generator(device=device).manual_seed(seed + 1)
-            with torch.no_grad():
-                more = torch.cat([model.sample(len(b), generator=g).cpu() for b in torch.arange(n_judge).split(500)])
+            more = draw_samples(model, n_judge, torch.Generator(device=device).manual_seed(seed + 1))
             np.save(run_dir / "judge_samples.npy", to_image(more, data, continuous).numpy().astype(np.float16))
             checkpoint["judge_samples"] = n_judge
 

@@ -73,10 +73,15 @@ def build_reference(classifier, train: torch.Tensor, test: torch.Tensor, n_cells
 
     train_f, test_f = embedding.embed(classifier, train), embedding.embed(classifier, test)
     km = KMeans(n_clusters=n_cells, n_init=4, random_state=seed).fit(train_f)
-    d_copy = metrics._pairwise(test_f.astype(np.float64), train_f.astype(np.float64)).min(1)
+    d_copy = _nearest_distance(test_f, train_f)
     d_pix, _ = metrics.nearest_neighbours(test, train, "l2")
     return Reference(classifier, train, test, train_f, test_f, km, km.predict(test_f), d_copy, d_pix.numpy(),
                      n_cells, classifier.readout.out_features)
+
+
+def _nearest_distance(features: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Each row's Euclidean distance to its nearest row of ``reference`` (in the embedding)."""
+    return metrics.nearest_neighbours(torch.from_numpy(features), torch.from_numpy(reference), "l2")[0].numpy()
 
 
 def _boot_se(stat, n: int, n_boot: int, rng: np.random.Generator) -> float:
@@ -121,7 +126,7 @@ def judge(ref: Reference, images: torch.Tensor, n_boot: int = 50, min_per_cell: 
     c2 = metrics.c2st(real, feats, seed=seed)
     out["c2st"], out["c2st_se"] = c2["accuracy"], c2["accuracy_se"]
 
-    d_gen = metrics._pairwise(feats.astype(np.float64), ref.train_features.astype(np.float64)).min(1)
+    d_gen = _nearest_distance(feats, ref.train_features)
     cell_gen = ref.cells.predict(feats)
 
     def c_t(i):
@@ -147,7 +152,9 @@ def judge(ref: Reference, images: torch.Tensor, n_boot: int = 50, min_per_cell: 
 # --------------------------------------------------------------------------- the Parzen lesson
 
 
-def parzen_lesson(centre_sets: dict[str, torch.Tensor], valid: torch.Tensor, test: torch.Tensor, sigmas=None) -> list[dict]:
+def parzen_lesson(
+    centre_sets: dict[str, torch.Tensor], valid: torch.Tensor, test: torch.Tensor, sigmas=None
+) -> list[dict]:
     """Parzen-window log-likelihoods of the same test images under several sets of centres.
 
     Theis, van den Oord & Bethge (2016): the Parzen estimate ranks a set of k-means centroids

@@ -237,7 +237,8 @@ def train_run(
     history = train.fit(
         model, ds.split("train"), ds.split("valid"), epochs=cfg["epochs"], batch_size=cfg["batch_size"],
         lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0.0), lr_step=cfg.get("lr_step"),
-        lr_gamma=cfg.get("lr_gamma", 0.1), patience=cfg["patience"], clip_grad_norm=cfg.get("clip_grad_norm"), max_seconds=cfg.get("max_seconds"),
+        lr_gamma=cfg.get("lr_gamma", 0.1), patience=cfg["patience"], clip_grad_norm=cfg.get("clip_grad_norm"),
+        max_seconds=cfg.get("max_seconds"),
         dequantize=ds.n_levels if continuous else None, seed=seed, device=device, progress=progress,
         valid_fn=valid_fn,
     )
