@@ -40,10 +40,12 @@ def test_every_notebook_executes_and_writes_records(smoke_run):
 
 def test_scrub_paths_replaces_the_repository_location(tmp_path):
     nb = tmp_path / "x.ipynb"
-    nb.write_text(json.dumps({"outputs": [f"{paths.REPO_ROOT}/.venv/lib/warn.py:1: Warning"]}))
+    nb.write_text(json.dumps({"outputs": [f"{paths.REPO_ROOT}/.venv/lib/warn.py:1: Warning"],
+                              "metadata": {"papermill": {"input_path": "/tmp/tmpab12/x.ipynb"}}}, indent=1))
     study.scrub_paths(nb)
     text = nb.read_text()
     assert str(paths.REPO_ROOT) not in text and "<repo>/.venv/lib/warn.py" in text
+    assert json.loads(text)["metadata"]["papermill"]["input_path"] == "notebooks/x.py"
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -323,12 +324,14 @@ def execute(
 
 def scrub_paths(notebook: str | os.PathLike) -> None:
     """Replace the repository's absolute location by ``<repo>`` in an executed notebook (its
-    outputs and papermill's metadata), so committed notebooks carry no machine-specific path."""
+    outputs and papermill's metadata), and papermill's input path (a temporary copy) by the
+    notebook's source ``notebooks/<name>.py``, so committed notebooks carry no machine-specific path."""
     p = Path(notebook)
     text = p.read_text()
-    root = str(paths.REPO_ROOT)
-    if root in text:
-        p.write_text(text.replace(root, "<repo>"))
+    new = text.replace(str(paths.REPO_ROOT), "<repo>")
+    new = re.sub(r'"input_path": "[^"]*"', f'"input_path": "notebooks/{p.stem}.py"', new)
+    if new != text:
+        p.write_text(new)
 
 
 def run(
