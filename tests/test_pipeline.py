@@ -86,3 +86,12 @@ def test_a_chapter_not_executed_under_a_profile_gets_a_page_that_says_so(smoke_r
     assert (dst / "made.ipynb").read_bytes() == (smoke_run / "made.ipynb").read_bytes()
     with pytest.raises(FileNotFoundError, match="no executed notebook"):
         study.stage_book("smoke", results_root=tmp_path / "empty", source_root=tmp_path / "src")
+
+
+def test_study_params_are_python_literals_or_strings():
+    from densitybench.cli import parse_params
+
+    assert parse_params(["epochs=7", "dataset=mnist", "hidden_sizes=[8, 8]", "device=cpu"]) == {
+        "epochs": 7, "dataset": "mnist", "hidden_sizes": [8, 8], "device": "cpu"}
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        parse_params(["epochs"])

@@ -3,10 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import sys
 
 from . import data, evaluate, study
+
+
+def parse_params(items) -> dict:
+    """``["epochs=7", "dataset=mnist"]`` -> ``{"epochs": 7, "dataset": "mnist"}``."""
+    params = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise ValueError(f"--param expects NAME=VALUE, got {item!r}")
+        try:
+            params[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            params[name] = value
+    return params
 
 
 def main(argv=None) -> int:
@@ -22,6 +37,9 @@ def main(argv=None) -> int:
     s.add_argument("--no-book", action="store_true", help="do not build the book afterwards")
     s.add_argument("--threads", type=int, default=None,
                    help="CPU threads per notebook kernel (default: 1 for smoke and digits, else torch's choice)")
+    s.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="a notebook parameter (repeatable), e.g. --param epochs=7; VALUE is read as a Python "
+                        "literal, else kept as a string")
 
     b = sub.add_parser("book", help="build the book from a profile's executed notebooks (no execution)")
     b.add_argument("--profile", default="mnist", choices=sorted(study.PROFILES))
@@ -43,6 +61,10 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.cmd == "study":
         params = {k: v for k, v in {"device": a.device, "data_dir": a.data_dir}.items() if v is not None}
+        try:
+            params.update(parse_params(a.param))
+        except ValueError as err:
+            p.error(str(err))
         study.run(a.profile, a.notebooks, a.results_root, params, threads=a.threads)
         if not a.no_book:
             study.build_book(a.profile, a.results_root)
