@@ -1,4 +1,4 @@
-"""NADE, PixelCNN and the PixelRNNs: raster-order autoregressive structure, normalisation by
+"""NADE, FVSBN, PixelCNN and the PixelRNNs: raster-order autoregressive structure, normalisation by
 enumeration, sampling and completion."""
 
 import pytest
@@ -12,6 +12,7 @@ from conftest import all_binary, all_levels, perturb_
 #: small configurations of every raster model: name -> hyperparameters
 SMALL = {
     "nade": dict(hidden_size=7),
+    "fvsbn": dict(),
     "pixelcnn": dict(n_channels=6, n_blocks=2, output_channels=5),
     "pixel_lstm": dict(hidden_size=6, n_layers=2),
     "row_lstm": dict(hidden=5, n_layers=2, output_channels=5),
@@ -172,3 +173,14 @@ def test_input_validation():
         model.log_prob(torch.zeros(1, 4))
     with pytest.raises(ValueError, match="single-channel"):
         models.create("pixelcnn", (3, 4, 4))
+
+
+def test_fvsbn_is_a_logistic_regression_on_the_preceding_pixels():
+    model = make("fvsbn", (1, 2, 3))
+    x = torch.randint(0, 2, (5, 1, 2, 3)).float()
+    flat = x.reshape(5, -1)
+    W, b = model.W[0], model.b[0]
+    for d in range(6):
+        want = b[d] + flat[:, :d] @ W[d, :d]
+        torch.testing.assert_close(model(x)[:, d], want)
+    assert model.n_params() == 6 * 5 // 2 + 6

@@ -14,6 +14,7 @@ import torch
 from .base import LIKELIHOOD_KINDS, DensityModel
 from .made import MADE
 from .mixtures import BernoulliMixture, PCAGMM
+from .fvsbn import FVSBN
 from .gan import GAN
 from .nade import NADE
 from .pixelcnn import PixelCNN
@@ -28,6 +29,7 @@ MODELS: dict[str, type[DensityModel]] = {
     "pca_gmm": PCAGMM,
     "gan": GAN,
     "nade": NADE,
+    "fvsbn": FVSBN,
     "pixelcnn": PixelCNN,
     "pixel_lstm": PixelLSTM,
     "row_lstm": RowLSTM,
@@ -35,7 +37,7 @@ MODELS: dict[str, type[DensityModel]] = {
     "vae": VAE,
 }
 
-__all__ = ["create", "save", "load", "MODELS", "DensityModel", "LIKELIHOOD_KINDS", "MADE", "BernoulliMixture", "PCAGMM", "NADE", "PixelCNN", "PixelLSTM", "RowLSTM", "NICE", "VAE", "GAN"]
+__all__ = ["create", "save", "load", "MODELS", "DensityModel", "LIKELIHOOD_KINDS", "MADE", "BernoulliMixture", "PCAGMM", "NADE", "FVSBN", "PixelCNN", "PixelLSTM", "RowLSTM", "NICE", "VAE", "GAN"]
 
 
 def create(name: str, data_shape, **hyperparameters) -> DensityModel:
