@@ -106,7 +106,8 @@ def fit(
         dequantize: for a continuous model of ``K``-level data, ``K``: ``train`` and
             ``valid`` hold the levels; every training minibatch is dequantized afresh as
             ``(x + u) / K`` and ``valid`` once with the fixed seed
-            :data:`densitybench.data.DEQUANTIZATION_SEED`.
+            :data:`densitybench.data.DEQUANTIZATION_SEED`. A model fitted in closed form
+            gets one draw of ``train`` seeded by ``seed`` and the same ``valid`` draw.
         max_seconds: a wall-clock budget: no epoch starts once this many seconds of
             training have passed (the history says so with ``stopped_by_budget``).
         seed: seeds the shuffling and the model's own randomness.
@@ -125,6 +126,9 @@ def fit(
     history = History()
     if not model.trained_by_gradient:
         t0 = time.perf_counter()
+        if dequantize:  # one draw for fitting (seeded by `seed`), the fixed draw for validation
+            train = dequantize_levels(train, dequantize, torch.Generator().manual_seed(seed))
+            valid = dequantize_levels(valid, dequantize, torch.Generator().manual_seed(DEQUANTIZATION_SEED))
         history.epochs = model.fit_closed_form(train, valid, progress=progress)
         history.train_seconds = time.perf_counter() - t0
         best = min(history.epochs, key=lambda e: e["valid_loss"])
