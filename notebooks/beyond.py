@@ -268,15 +268,23 @@ for name in groups["atari"] + groups["images"]:
     chosen[name] = made_runs(ds)
     chosen[name].update(baselines(ds, cfg["pca_components_images"]))
 
-for name in groups["atari"]:
-    fig, axes = plt.subplots(1, 4, figsize=(15, 4.2))
-    plots.image_grid(loaded[name].test[:36].float(), title=f"{name}: test frames", ax=axes[0])
-    for ax, kind in zip(axes[1:], ("made_masks", "made", "pca_gmm")):
+
+
+def sample_panels(name, kinds=("made_masks", "made", "mob", "pca_gmm")):
+    """Test images of ``name`` beside the first 36 samples of each model (drawn with the run's
+    seed, not selected), each titled with its test NLL."""
+    fig, axes = plt.subplots(1, 1 + len(kinds), figsize=(3.6 * (1 + len(kinds)), 4.2))
+    plots.image_grid(loaded[name].test[:36].float(), title=f"{name}: test images", ax=axes[0])
+    for ax, kind in zip(axes[1:], kinds):
         r = chosen[name][kind]
         s = np.load(out / r["run"] / "samples.npy").astype(np.float32)[:36]
         plots.image_grid(s, title=f"{LABEL[kind]}\n{pm(r)} nats", ax=ax)
     fig.tight_layout()
     plt.show()
+
+
+for name in groups["atari"]:
+    sample_panels(name)
 
 # %% [markdown]
 # Each model's samples beside their nearest training frames (the check every run of the study
@@ -300,14 +308,7 @@ for name in groups["atari"]:
 
 # %%
 for name in groups["images"]:
-    fig, axes = plt.subplots(1, 4, figsize=(15, 4.2))
-    plots.image_grid(loaded[name].test[:36].float(), title=f"{name}: test images", ax=axes[0])
-    for ax, kind in zip(axes[1:], ("made_masks", "mob", "pca_gmm")):
-        r = chosen[name][kind]
-        s = np.load(out / r["run"] / "samples.npy").astype(np.float32)[:36]
-        plots.image_grid(s, title=f"{LABEL[kind]}\n{pm(r)} nats", ax=ax)
-    fig.tight_layout()
-    plt.show()
+    sample_panels(name)
 
 # %% [markdown]
 # On 8-bit images PCA + GMM gives bits per dimension directly (a density on the dequantized

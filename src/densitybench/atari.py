@@ -200,58 +200,19 @@ def _register(spec: AtariSpec) -> None:
     ATARI[spec.name] = spec
 
 
-_register(
-    AtariSpec(
-        name="atari_space_invaders",
-        game="space_invaders",
-        size=28,
-        threshold=16,
-        crop=_SPACE_INVADERS_CROP,
-        n_episodes=60,
-        max_frames=4000,
-        keep_every=8,
-        note=_SPACE_INVADERS_NOTE,
-    )
-)
-_register(
-    AtariSpec(
-        name="atari_breakout",
-        game="breakout",
-        size=28,
-        threshold=4,
-        crop=_BREAKOUT_CROP,
-        n_episodes=100,
-        max_frames=4000,
-        keep_every=4,
-        note=_BREAKOUT_NOTE,
-    )
-)
-_register(
-    AtariSpec(
-        name="atari_space_invaders_64",
-        game="space_invaders",
-        size=64,
-        threshold=24,
-        crop=_SPACE_INVADERS_CROP,
-        n_episodes=60,
-        max_frames=4000,
-        keep_every=8,
-        note=_SPACE_INVADERS_NOTE,
-    )
-)
-_register(
-    AtariSpec(
-        name="atari_breakout_64",
-        game="breakout",
-        size=64,
-        threshold=8,
-        crop=_BREAKOUT_CROP,
-        n_episodes=100,
-        max_frames=4000,
-        keep_every=4,
-        note=_BREAKOUT_NOTE,
-    )
-)
+# game -> (crop, episodes, keep_every, note, {size: threshold}); the 28x28 sets fit CPU runs,
+# the 64x64 ones (same episodes and frames) are for GPU runs
+_GAMES = {
+    "space_invaders": (_SPACE_INVADERS_CROP, 60, 8, _SPACE_INVADERS_NOTE, {28: 16, 64: 24}),
+    "breakout": (_BREAKOUT_CROP, 100, 4, _BREAKOUT_NOTE, {28: 4, 64: 8}),
+}
+for _game, (_crop, _n_episodes, _keep_every, _note, _thresholds) in _GAMES.items():
+    for _size, _threshold in _thresholds.items():
+        _register(AtariSpec(
+            name=f"atari_{_game}" + ("" if _size == 28 else f"_{_size}"), game=_game, size=_size,
+            threshold=_threshold, crop=_crop, n_episodes=_n_episodes, max_frames=4000, keep_every=_keep_every,
+            note=_note,
+        ))
 
 
 def _spec(name_or_spec: str | AtariSpec) -> AtariSpec:
