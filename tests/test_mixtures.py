@@ -44,21 +44,23 @@ def test_em_increases_training_likelihood_and_keeps_best_validation():
     assert abs(-model.log_prob(x[400:]).mean().item() - best) < 1e-4
 
 
-def fitted_pca_gmm(D=5, variance=0.9, K=3, n=1500, seed=0):
+def fitted_pca_gmm(D=5, variance=0.9, K=3, n=1500, seed=0, n_principal=None):
     rng = np.random.default_rng(seed)
     A = rng.normal(size=(D, D)) * np.linspace(2, 0.1, D)
     centres = rng.normal(scale=3, size=(K, D))
     x = centres[rng.integers(0, K, n)] + rng.normal(size=(n, D)) @ A.T
     x = torch.tensor(x, dtype=torch.float32)
-    model = models.create("pca_gmm", (D,), variance=variance, n_components=K, seed=seed)
+    model = models.create("pca_gmm", (D,), variance=variance, n_components=K, seed=seed, n_principal=n_principal)
     train.fit(model, x[:1000], x[1000:], progress=False, device="cpu")
     return model, x
 
 
-def test_pca_gmm_equals_scipy_pixel_space_mixture():
-    model, x = fitted_pca_gmm()
+@pytest.mark.parametrize("n_principal", [None, 1, 3])
+def test_pca_gmm_equals_scipy_pixel_space_mixture(n_principal):
+    model, x = fitted_pca_gmm(n_principal=n_principal)
     D, d = model.n_dims, model.n_principal
     assert 0 < d < D  # the residual term is exercised
+    assert n_principal is None or d == n_principal
     W, b, s2 = model.components.numpy(), model.pca_mean.numpy(), model.noise_variance.item()
     comps = []
     for k in range(model.n_components):

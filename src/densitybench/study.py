@@ -181,7 +181,7 @@ _BEYOND = dict(
     made=dict(hidden_sizes=[500], n_masks=1, ordering="natural"),
     made_masks=dict(hidden_sizes=[500], n_masks=32, ordering="random", resample_every=20),
     nade=dict(hidden_size=500), mob_components=[10, 50, 200], mob_max_iter=200,
-    pca_variance=0.99, pca_components_uci=[1, 5, 20], pca_components_images=[110], pca_max_iter=100,
+    pca_variance=0.99, pca_components_uci=[1, 5, 20], pca_components_images=[10, 110], pca_max_iter=100,
     uci=[], atari=[], images=[], levels=[],
 )
 _BEYOND_GROUPS = {

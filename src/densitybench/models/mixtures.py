@@ -125,6 +125,19 @@ class BernoulliMixture(FittedBuffersMixin, DensityModel):
         return history
 
 
+def principal_dimension(x: torch.Tensor, variance: float) -> int:
+    """How many principal directions keep ``variance`` of the variance of ``x`` ``(N, ...)``.
+
+    For binary images this counts on the images themselves: after dequantization the uniform
+    noise adds the same variance to every direction, and 99% of the total would keep
+    nearly all of them.
+    """
+    from sklearn.decomposition import PCA
+
+    a = x.reshape(x.shape[0], -1).double().cpu().numpy()
+    return int(PCA(n_components=variance if variance < 1 else None, svd_solver="full").fit(a).n_components_)
+
+
 class PCAGMM(FittedBuffersMixin, DensityModel):
     """PCA keeping ``variance`` of the variance, a GMM on the subspace, and an isotropic
     Gaussian on the discarded directions: a proper density on ``R^D``.
@@ -135,6 +148,9 @@ class PCAGMM(FittedBuffersMixin, DensityModel):
     Args:
         data_shape: shape of one example.
         variance: fraction of the variance the principal subspace keeps (0 < variance <= 1).
+        n_principal: the dimension of the principal subspace, when it is fixed in advance
+            (e.g. from the variance of the binary images before dequantization); overrides
+            ``variance``.
         n_components: Gaussian components.
         covariance_type: ``"full"`` or ``"diag"`` (as scikit-learn).
         reg_covar: added to the diagonal of each covariance.
@@ -146,11 +162,15 @@ class PCAGMM(FittedBuffersMixin, DensityModel):
     trained_by_gradient = False
 
     def __init__(
-        self, data_shape, variance=0.99, n_components=110, covariance_type="full", reg_covar=1e-6, max_iter=100, seed=0
+        self, data_shape, variance=0.99, n_components=110, covariance_type="full", reg_covar=1e-6, max_iter=100, seed=0,
+        n_principal=None,
     ):
         super().__init__(data_shape, support="continuous")
         if not 0 < variance <= 1:
             raise ValueError("variance must be in (0, 1]")
+        if n_principal is not None and not 1 <= int(n_principal) <= self.n_dims:
+            raise ValueError(f"n_principal must lie in [1, {self.n_dims}], not {n_principal!r}")
+        self.fixed_principal = None if n_principal is None else int(n_principal)
         if covariance_type not in ("full", "diag"):
             raise ValueError("covariance_type must be 'full' or 'diag'")
         self.variance = float(variance)
@@ -186,13 +206,15 @@ class PCAGMM(FittedBuffersMixin, DensityModel):
         self.check_input(valid)
         t0 = time.perf_counter()
         xt = train.reshape(train.shape[0], -1).double().cpu().numpy()
-        pca = PCA(n_components=self.variance if self.variance < 1 else None, svd_solver="full")
+        keep = self.fixed_principal or (self.variance if self.variance < 1 else None)
+        pca = PCA(n_components=keep, svd_solver="full")
         z = pca.fit_transform(xt)
         d = z.shape[1]
         noise = float(pca.noise_variance_) if d < self.n_dims else 1.0
         if progress:
-            print(f"PCA: kept {d} of {self.n_dims} directions ({self.variance:.0%} of the variance); "
-                  f"sigma^2 of the discarded ones = {noise:.3g}")
+            kept = (f"{pca.explained_variance_ratio_.sum():.1%} of the variance, fixed in advance"
+                    if self.fixed_principal else f"{self.variance:.0%} of the variance")
+            print(f"PCA: kept {d} of {self.n_dims} directions ({kept}); sigma^2 of the discarded ones = {noise:.3g}")
         gmm = GaussianMixture(
             n_components=self.n_components,
             covariance_type=self.covariance_type,
