@@ -62,7 +62,9 @@ cfg
 # ## The runs judged
 #
 # Every run of this profile that kept its checkpoint is reloaded and asked for
-# {glue:text}`samples_n_judge` samples with a fixed seed; binary and $K$-level samples become
+# {glue:text}`samples_n_judge` samples with a fixed seed ({glue:text}`samples_n_judge_slow` from a
+# model whose run recorded more than {glue:text}`samples_slow_seconds` s per sample, one network
+# pass per pixel; their standard errors are larger accordingly); binary and $K$-level samples become
 # images in $[0, 1]$ as level $/(K-1)$, continuous samples are clipped to $[0, 1]$. A run whose
 # checkpoint was too large to keep is judged from the samples it stored
 # (`judge_samples.npy`) if it stored enough, and is otherwise listed as not judged.
@@ -86,15 +88,20 @@ for run, rec in records.items():
     if ckpt:
         model = models.load(out / run / ckpt).to(dev)
         loaded[run] = model
+        # a model whose recorded sampling is slow (one network pass per pixel) gives fewer samples
+        slow = rec["sample_seconds_per_image"] > cfg["slow_seconds"]
+        n = cfg["n_judge_slow"] if slow else cfg["n_judge"]
         t0 = time.perf_counter()
-        s = evaluate.draw_samples(model, cfg["n_judge"], torch.Generator(device=model.device).manual_seed(seed))
-        timings.append({"run": run, "seconds per sample": (time.perf_counter() - t0) / cfg["n_judge"]})
+        s = evaluate.draw_samples(model, n, torch.Generator(device=model.device).manual_seed(seed))
+        timings.append({"run": run, "samples": n, "seconds per sample": (time.perf_counter() - t0) / n})
         sample_sets[run] = evaluate.to_image(s, ds, model.support == "continuous")
     elif stored.exists() and len(np.load(stored)) >= cfg["n_judge"]:
         sample_sets[run] = torch.from_numpy(np.load(stored)[: cfg["n_judge"]].astype(np.float32))
     else:
         not_judged[run] = f"no checkpoint kept ({rec['checkpoint'].get('size_mb')} MB) and no stored samples"
 glue("samples_n_judge", f"{cfg['n_judge']:,}", display=False)
+glue("samples_n_judge_slow", f"{cfg['n_judge_slow']:,}", display=False)
+glue("samples_slow_seconds", f"{cfg['slow_seconds']:g}", display=False)
 print(f"judged: {', '.join(sample_sets)}")
 print(f"not judged: {not_judged or 'none'}")
 display(pd.DataFrame(timings).set_index("run").round(5) if timings else "no model reloaded")

@@ -209,7 +209,8 @@ def table(rows: dict[str, dict]) -> "pd.DataFrame":
 
     out = []
     for name, r in rows.items():
-        row = {"samples of": name, "dataset": r.get("dataset", ""), "likelihood": r.get("kind", "")}
+        row = {"samples of": name, "dataset": r.get("dataset", ""), "likelihood": r.get("kind", ""),
+               "n": r.get("n", "")}
         for key, header, digits in COLUMNS:
             v, se = r.get(key), r.get(f"{key}_se")
             row[header] = "—" if v is None or not np.isfinite(v) else f"{v:.{digits}f} ± {se:.{digits}f}"
