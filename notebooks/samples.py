@@ -170,7 +170,8 @@ display(judging.table(rows))
 for name, ref in refs.items():
     real, copier = rows[f"real images ({name}, valid)"], rows[f"training images ({name}), a copier"]
     assert abs(real["c2st"] - 0.5) < 5 * real["c2st_se"] + 0.05, "real images told apart from real images"
-    assert copier["c_t"] < real["c_t"] and copier["nn_q50"] == 0, "the copier does not look like one"
+    # a copier's nearest training image is itself (distance 0 up to float rounding)
+    assert copier["c_t"] < real["c_t"] and copier["nn_q50"] < 1e-3, "the copier does not look like one"
 glue("samples_n_real", f"{cfg['n_real']:,}", display=False)
 
 # %% [markdown]
