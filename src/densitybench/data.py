@@ -754,8 +754,7 @@ def _verify(spec: DatasetSpec, f: FileSpec, path: Path):
                 f"{spec.name}: content checksum mismatch for {path}\n"
                 f"  expected MD5 of the uncompressed content: {expected}\n"
                 f"  actual:                                    {actual}\n"
-                f"The file is corrupt or is not the canonical one. It was not loaded and "
-                f"not changed; delete it and run `densitybench data fetch {spec.name}`."
+                f"{redo}"
             )
         return read_idx(raw)
     if kind not in ("sha256-arrays", "shape"):
@@ -783,8 +782,7 @@ def _verify(spec: DatasetSpec, f: FileSpec, path: Path):
                     f"{spec.name}: content checksum mismatch for {path} (array {key!r})\n"
                     f"  expected SHA-256 of the uint8 array: {want}\n"
                     f"  actual:                              {got}\n"
-                    f"The file is corrupt or is not the canonical one. It was not loaded and "
-                    f"not changed; delete it and run `densitybench data fetch {spec.name}`."
+                    f"{redo}"
                 )
         else:  # "shape": no content checksum is recorded for this dataset yet
             if tuple(as_uint8.shape) != tuple(want):
