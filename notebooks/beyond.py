@@ -34,7 +34,7 @@ uci = None  # UCI binary datasets, e.g. ["adult", "mushrooms"]
 atari = None  # Atari frame datasets, e.g. ["atari_space_invaders", "atari_breakout"]
 images = None  # further binary image datasets, e.g. ["caltech101_silhouettes"]
 levels = None  # 8-bit image datasets for PCA + GMM in bits/dim, e.g. ["fashion_mnist"]
-image_folder = None  # a folder of your own images (e.g. 64x64 anime faces); binarized and added to `images`
+image_folder = None  # a folder of your own images (e.g. anime faces; relative: inside the data directory)
 image_size = 64  # the folder's images are resized to image_size x image_size, greyscale
 epochs = None  # most epochs of every gradient-trained model; early stopping on the validation NLL
 device = "auto"  # cpu | cuda | auto
@@ -43,7 +43,9 @@ results_dir = None  # where the runs are written (relative to the repository); N
 data_dir = None  # None: $DENSITYBENCH_DATA, else <repo>/data
 
 # %%
+import dataclasses
 import math
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -82,8 +84,11 @@ def get(name):
 
 
 groups = {g: [n for n in cfg[g] if get(n) is not None] for g in ("uci", "atari", "images", "levels")}
-if image_folder is not None:
-    folder = data.load_image_folder(image_folder, size=(image_size, image_size), binarize=128, seed=seed)
+if image_folder is not None:  # greyscale, resized, binarized at level 128, added to the binary images
+    where = Path(image_folder).expanduser()
+    where = where if where.is_absolute() else paths.data_dir(data_dir) / where
+    folder = data.load_image_folder(where, size=(image_size, image_size), binarize=128, seed=seed)
+    folder = dataclasses.replace(folder, name=f"image_folder-{where.name}")  # a name that can prefix a run folder
     loaded[folder.name] = folder
     groups["images"].append(folder.name)
 rows = [{"dataset": n, "group": g, "kind": loaded[n].kind, "D": loaded[n].n_dims, **loaded[n].sizes()}

@@ -5,6 +5,7 @@ import json
 import re
 import shutil
 
+import numpy as np
 import pytest
 
 from densitybench import paths, study
@@ -104,3 +105,24 @@ def test_study_params_are_python_literals_or_strings():
         "epochs": 7, "dataset": "mnist", "hidden_sizes": [8, 8], "device": "cpu"}
     with pytest.raises(ValueError, match="NAME=VALUE"):
         parse_params(["epochs"])
+
+
+@pytest.mark.slow
+def test_beyond_runs_a_folder_of_the_readers_images(tmp_path, monkeypatch):
+    from PIL import Image
+
+    data_dir = tmp_path / "data"
+    (data_dir / "faces").mkdir(parents=True)
+    for i in range(30):  # a bright square at a different height in each image
+        a = np.zeros((40, 36), np.uint8)
+        a[5 + i % 15 : 20 + i % 15, 8:28] = 255
+        Image.fromarray(a).save(data_dir / "faces" / f"{i:02d}.png")
+    monkeypatch.setenv(paths.DATA_ENV, str(data_dir))
+    root = tmp_path / "results"
+    study.execute("beyond", "smoke", root, {"uci": [], "levels": [], "images": [], "image_folder": "faces",
+                                            "image_size": 8}, progress=False)
+    # the folder, given relative to the data directory, became one binary dataset whose runs
+    # live in the chapter's own results folder
+    runs = sorted(p.parent.name for p in (root / "smoke" / "beyond").glob("*/metrics.json"))
+    assert "image_folder-faces-made_masks" in runs and "image_folder-faces-mob2" in runs
+    assert sorted(p.name for p in data_dir.iterdir()) == ["faces"]
