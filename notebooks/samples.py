@@ -113,14 +113,20 @@ display(pd.DataFrame(timings).set_index("run").round(5) if timings else "no mode
 # a 128-unit layer whose activations are the features, a linear read-out) learns the labelled
 # grey digits of `{glue:text}`samples_clf_dataset``; half of its training images are binarized on
 # the fly, $x \sim \mathrm{Bernoulli}(\text{level}/(K-1))$, so that the same features describe
-# binary and grey images. Early stopping on the validation accuracy; the test accuracy comes
+# binary and grey images; {glue:text}`samples_clf_recipe`. Early stopping on the validation
+# accuracy; the test accuracy comes
 # with its binomial standard error. These features are not Inception's: the Fréchet distance
 # below is "FID with digit features" and is not comparable with any published FID.
 
 # %%
 clf_ds = dataset(cfg["classifier_dataset"])
 t0 = time.perf_counter()
-classifier, clf_rec = embedding.train_classifier(clf_ds, epochs=cfg["classifier_epochs"], seed=seed, device=dev)
+classifier, clf_rec = embedding.train_classifier(clf_ds, epochs=cfg["classifier_epochs"], shift=cfg["classifier_shift"],
+                                                 lr_decay=cfg["classifier_lr_decay"], seed=seed, device=dev)
+glue("samples_clf_recipe", (f"every training image is shifted by up to {cfg['classifier_shift']} pixels along each axis"
+                            if cfg["classifier_shift"] else "the training images are not shifted") + ", and "
+     + (f"the learning rate decays by a factor {cfg['classifier_lr_decay']:g} after each epoch"
+        if cfg["classifier_lr_decay"] != 1 else "the learning rate is constant"), display=False)
 clf_rec["train_seconds"] = time.perf_counter() - t0
 print(classifier)
 acc, acc_b = clf_rec["test"], clf_rec["test_binarized"]

@@ -40,3 +40,19 @@ def test_needs_labels():
                                 train=d.train, valid=d.valid, test=d.test)
     with pytest.raises(ValueError, match="no labels"):
         embedding.train_classifier(unlabelled)
+
+
+def test_random_shift_translates_each_image_by_at_most_shift_pixels():
+    g = torch.Generator().manual_seed(0)
+    x = torch.zeros(64, 1, 12, 12)
+    x[:, 0, 4:8, 5:7] = torch.rand(64, 4, 2)  # content two or more pixels from every edge
+    y = embedding.random_shift(x, 2, g)
+    assert y.shape == x.shape
+    offsets = set()
+    for a, b in zip(x, y):
+        matches = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                   if torch.equal(torch.roll(a, (dy, dx), dims=(1, 2)), b)]
+        assert len(matches) == 1  # a pure translation, nothing lost over the edge
+        offsets.add(matches[0])
+    assert len(offsets) > 10  # each image draws its own offset
+    assert torch.equal(embedding.random_shift(x, 0, g), x)

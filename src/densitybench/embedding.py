@@ -8,7 +8,10 @@ therefore not comparable with Inception-based FIDs.
 
 Binary models produce {0, 1} images while the classifier learns from grey levels, so half
 of its training images are binarized on the fly, ``x ~ Bernoulli(level / (K-1))``: the same
-features then serve binary and grey samples.
+features then serve binary and grey samples. Optionally every training image is also shifted
+by up to ``shift`` pixels in each direction (zero padding) and the learning rate decays by
+``lr_decay`` after every epoch: on 28x28 MNIST both lift the small CNN above 99% test accuracy
+within a dozen epochs; on the 8x8 digits, with a few hundred steps, they only slow it down.
 """
 
 from __future__ import annotations
@@ -61,20 +64,37 @@ def _images(x_levels: torch.Tensor, n_levels: int) -> torch.Tensor:
     return x_levels.float() / (n_levels - 1)
 
 
+def random_shift(x: torch.Tensor, shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Translate each ``(B, C, H, W)`` image by its own random offset of up to ``shift``
+    pixels along each axis, filling with zeros (background)."""
+    if shift <= 0:
+        return x
+    b, _, h, w = x.shape
+    padded = F.pad(x, (shift, shift, shift, shift))
+    dy, dx = torch.randint(0, 2 * shift + 1, (2, b), generator=generator)
+    rows = (dy[:, None] + torch.arange(h))[:, :, None]  # (B, H, 1)
+    cols = (dx[:, None] + torch.arange(w))[:, None, :]  # (B, 1, W)
+    return padded[torch.arange(b)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
+
+
 def train_classifier(
     ds: ImageData,
     *,
     epochs: int = 10,
     batch_size: int = 128,
     lr: float = 1e-3,
+    lr_decay: float = 1.0,
+    shift: int = 0,
     binarize_prob: float = 0.5,
-    patience: int = 3,
+    patience: int = 4,
     seed: int = 0,
     device="auto",
 ) -> tuple[DigitClassifier, dict]:
     """Train :class:`DigitClassifier` on a labelled integer-level dataset.
 
-    Early stopping on the validation accuracy; the test accuracy is measured once, on grey
+    Adam with the learning rate multiplied by ``lr_decay`` after every epoch; training images
+    are shifted by up to ``shift`` pixels and a ``binarize_prob`` share of them binarized.
+    Early stopping on the validation accuracy (``patience`` epochs); the test accuracy is measured once, on grey
     and on binarized test images, with its binomial standard error.
 
     Returns:
@@ -87,6 +107,7 @@ def train_classifier(
     g = seed_everything(seed)
     model = DigitClassifier(ds.image_shape, n_classes=int(ds.labels["train"].max()) + 1).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=lr_decay)
     x_train, y_train = _images(ds.train, ds.n_levels), ds.labels["train"]
     best, best_acc, bad, history = None, -1.0, 0, []
     t0 = time.perf_counter()
@@ -94,7 +115,7 @@ def train_classifier(
         model.train()
         total, count = 0.0, 0
         for idx in torch.randperm(len(x_train), generator=g).split(batch_size):
-            x = x_train[idx]
+            x = random_shift(x_train[idx], shift, g)
             binarize = torch.rand(len(idx), generator=g) < binarize_prob
             x[binarize] = torch.bernoulli(x[binarize], generator=g)
             loss = F.cross_entropy(model(x.to(dev)), y_train[idx].to(dev))
@@ -102,6 +123,7 @@ def train_classifier(
             loss.backward()
             opt.step()
             total, count = total + loss.item() * len(idx), count + len(idx)
+        schedule.step()
         acc = accuracy(model, _images(ds.valid, ds.n_levels), ds.labels["valid"])["accuracy"]
         history.append({"epoch": epoch, "train_loss": total / count, "valid_accuracy": acc})
         if acc > best_acc:

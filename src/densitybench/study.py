@@ -151,18 +151,23 @@ for _nb, _profiles in _FAMILIES.items():
         PROFILES[_profile][_nb] = {**_DATASETS[_profile], **_TRAIN, **_cfg}
 
 # ---------------------------------------------------------------- judging samples
-# ``classifier_dataset``: the labelled grey images the embedding's classifier learns;
+# ``classifier_dataset``: the labelled grey images the embedding's classifier learns, for at
+# most ``classifier_epochs`` epochs, its training images shifted by up to ``classifier_shift``
+# pixels and its learning rate multiplied by ``classifier_lr_decay`` after each epoch;
 # ``n_judge``: samples drawn from every model (``n_judge_slow`` from a model whose run recorded
 # more than ``slow_seconds`` per sample: one network pass per pixel); ``n_real``: held-out real images they are
 # compared with; ``n_parzen``: centres of each Parzen window in the Parzen lesson (GAN
 # samples, k-means centroids of the training set, real training images); ``kmeans_iter``:
 # Lloyd iterations for those centroids.
 _SAMPLES = {
-    "smoke": dict(classifier_dataset="digits", classifier_epochs=2, n_judge=120, n_judge_slow=60, n_real=120,
+    "smoke": dict(classifier_dataset="digits", classifier_epochs=2, classifier_shift=0, classifier_lr_decay=1.0,
+                  n_judge=120, n_judge_slow=60, n_real=120,
                   n_cells=3, n_boot=5, n_parzen=100, n_parzen_valid=100, kmeans_iter=10),
-    "digits": dict(classifier_dataset="digits", classifier_epochs=40, n_judge=600, n_judge_slow=600, n_real=300,
+    "digits": dict(classifier_dataset="digits", classifier_epochs=40, classifier_shift=0, classifier_lr_decay=1.0,
+                   n_judge=600, n_judge_slow=600, n_real=300,
                    n_cells=5, n_boot=50, n_parzen=1000, n_parzen_valid=300, kmeans_iter=10),
-    "mnist": dict(classifier_dataset="mnist", classifier_epochs=12, n_judge=1000, n_judge_slow=250, n_real=2000,
+    "mnist": dict(classifier_dataset="mnist", classifier_epochs=15, classifier_shift=2, classifier_lr_decay=0.85,
+                  n_judge=1000, n_judge_slow=250, n_real=2000,
                   n_cells=20, n_boot=50, n_parzen=10000, n_parzen_valid=2000, kmeans_iter=3),
 }
 for _profile, _cfg in _SAMPLES.items():
