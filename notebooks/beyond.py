@@ -103,7 +103,7 @@ print("missing:", missing or "none")
 # ## The models and their one set of settings
 #
 # Every gradient-trained model uses Adam with learning rate {glue:text}`beyond_lr`, minibatches
-# of {glue:text}`beyond_batch_size`, at most {glue:text}`beyond_epochs` epochs and early stopping
+# of {glue:text}`beyond_batch_size`, at most {glue:text}`beyond_epochs` epochs ({glue:text}`beyond_budget`) and early stopping
 # on the validation NLL (patience {glue:text}`beyond_patience`), the best epoch's weights kept;
 # none of these is tuned per dataset.
 #
@@ -132,6 +132,8 @@ print("missing:", missing or "none")
 glue("beyond_lr", f"{cfg['lr']:g}", display=False)
 glue("beyond_batch_size", cfg["batch_size"], display=False)
 glue("beyond_epochs", cfg["epochs"], display=False)
+glue("beyond_budget", f"and no epoch started after {cfg['max_seconds']:g} s of training, a CPU budget"
+     if cfg.get("max_seconds") else "no time limit", display=False)
 glue("beyond_patience", cfg["patience"], display=False)
 glue("beyond_made_hidden", " x ".join(map(str, cfg["made"]["hidden_sizes"])), display=False)
 glue("beyond_made_masks", cfg["made_masks"]["n_masks"], display=False)
