@@ -26,7 +26,8 @@
 # on every binary dataset.
 #
 # This page was executed with the profile and parameters in the next cell; every number in
-# the text comes from that execution.
+# the text comes from that execution and the runs it trained or gathered (the last table
+# gives each run's folder, commit and time).
 
 # %% tags=["parameters"]
 profile = "mnist"  # smoke | mnist | uci | atari | caltech | fashion: fixes every setting below that is None
@@ -41,9 +42,12 @@ device = "auto"  # cpu | cuda | auto
 seed = 0
 results_dir = None  # where the runs are written (relative to the repository); None: results/<profile>
 data_dir = None  # None: $DENSITYBENCH_DATA, else <repo>/data
+collect = None  # profiles whose finished runs this page reuses instead of training them again, e.g. ["atari"]; None: the profile's
+train_missing = None  # train the runs not found there (False: list their datasets as not run); None: the profile's
 
 # %%
 import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -56,11 +60,23 @@ from myst_nb import glue
 from densitybench import anchors, data, paths, plots, study, train
 from densitybench.models.mixtures import principal_dimension
 
-cfg = study.config("beyond", profile, uci=uci, atari=atari, images=images, levels=levels, epochs=epochs)
+cfg = study.config("beyond", profile, uci=uci, atari=atari, images=images, levels=levels, epochs=epochs,
+                   collect=collect, train_missing=train_missing)
 out = paths.resolve(results_dir, profile) / "beyond"  # a folder of its own: not part of the MNIST tables
+sources = [out.parent.parent / p / "beyond" for p in cfg["collect"]]  # the group profiles' run folders
 dev = train.resolve_device(device)
 pd.set_option("display.max_colwidth", None)
+glue("beyond_source", (
+    ("trains nothing: it gathers" if not cfg["train_missing"] else "reuses") + " the finished runs that the profiles "
+    + ", ".join(f"`{p}`" for p in cfg["collect"]) + " wrote, each checked to have exactly this page's model,"
+    " hyperparameters, seed and training settings"
+    + (" (a dataset whose runs are absent is listed as not run, with the command that runs it)"
+       if not cfg["train_missing"] else ", and trains the runs not found there")
+    if cfg["collect"] else "trains every run it shows"), display=False)
 cfg
+
+# %% [markdown]
+# Under this profile the page {glue:text}`beyond_source`.
 
 # %% [markdown]
 # ## The data
@@ -124,7 +140,8 @@ print("missing:", missing or "none")
 #   same variance to every direction, and 99% of that total keeps nearly every dimension),
 #   then a full-covariance Gaussian mixture on the principal coordinates and an isotropic
 #   Gaussian on the rest, the mixture's number of components chosen on validation from the grid
-#   of each group (it includes the seed's 110 for images). It is a density on continuous
+#   of each group (it includes the seed's 110 for images), fitted by EM from a k-means start
+#   ({glue:text}`beyond_em_steps`). It is a density on continuous
 #   vectors, so it is fitted to dequantized data $\mathbf{y} = (\mathbf{x} + \mathbf{u}) / 2$, and its number is the bound
 #   $-\log P(\mathbf{x}) \le -\mathbb{E}_\mathbf{u} \log p(\mathbf{y}) + D \ln 2$ on the NLL of the
 #   binary data (one fixed draw of $\mathbf{u}$): comparable with the discrete models' exact
@@ -141,6 +158,9 @@ glue("beyond_made_hidden", " x ".join(map(str, cfg["made"]["hidden_sizes"])), di
 glue("beyond_made_masks", cfg["made_masks"]["n_masks"], display=False)
 glue("beyond_nade_hidden", cfg["nade"]["hidden_size"], display=False)
 glue("beyond_mob_grid", ", ".join(map(str, cfg["mob_components"])), display=False)
+glue("beyond_em_steps", f"at most {cfg['pca_max_iter']} EM steps" + "".join(
+    f"; {k} at most {v}, a CPU budget: the fit may stop before EM converges, and its record says whether it did"
+    for k, v in cfg["pca_max_iter_of"].items()), display=False)
 
 records = {}
 LABEL = {"made_masks": "MADE, seed settings (mask sampling)", "made": "MADE, 1 mask", "nade": "NADE",
@@ -148,21 +168,36 @@ LABEL = {"made_masks": "MADE, seed settings (mask sampling)", "made": "MADE, 1 m
 
 
 def fit(name, kind, ds, hp, label, anchor=None, note=None):
-    """Train one run (``<dataset>-<name>``) with the page's settings and keep its record."""
+    """Train one run (``<dataset>-<name>``) with the page's settings, or, when the profile
+    reuses runs, find it among the runs of the profiles in ``collect``; keep its record and folder."""
     model_name = {"made_masks": "made", "mob": "bernoulli_mixture"}.get(kind, kind)
-    run = f"{ds.name}-{name}"
-    _, rec = study.train_run(run, model_name, hp, ds, cfg, out, seed=seed, device=dev, label=label,
-                             anchor=anchor, protocol_note=note)
-    records[run] = {**rec, "kind": kind}
+    run, rec = f"{ds.name}-{name}", None
+    if cfg["collect"] and not ds.name.startswith("image_folder"):  # the reader's own folder is always trained
+        try:
+            rec, where = study.find_run(run, model_name, hp, ds.name, cfg, sources, seed=seed)
+            print(f"{run}: reused from {paths.relative_to_repo(where.parent)}")
+        except study.RunNotFound:
+            if not cfg["train_missing"]:
+                raise
+    if rec is None:
+        _, rec = study.train_run(run, model_name, hp, ds, cfg, out, seed=seed, device=dev, label=label,
+                                 anchor=anchor, protocol_note=note)
+        where = out / run
+    records[run] = {**rec, "kind": kind, "dir": where}
     print(f"{run}: valid {rec['valid_nll_nats']:.2f}, test {rec['test_nll_nats']:.2f} ± {rec['test_nll_se']:.2f} "
           f"nats, {rec['train_seconds']:.0f} s, best epoch {rec['best_epoch']} of {rec['epochs']}")
-    return rec
+    return records[run]
 
 
 def fit_on_validation(kind, ds, grid, make_hp, label, anchor=None):
     """Fit one run per value of ``grid``; return the record with the best validation NLL."""
     recs = [fit(f"{kind}{k}", kind, ds, make_hp(k), f"{label}, K = {k}", anchor=anchor) for k in grid]
     return min(recs, key=lambda r: r["valid_nll_nats"])
+
+
+def em_steps(ds):
+    """The most EM steps of PCA + GMM on ``ds`` (fewer on the largest datasets of a CPU profile)."""
+    return cfg["pca_max_iter_of"].get(ds.name, cfg["pca_max_iter"])
 
 
 def baselines(ds, pca_grid, mob_anchor=None):
@@ -173,7 +208,7 @@ def baselines(ds, pca_grid, mob_anchor=None):
                             "mixture of Bernoullis", anchor=mob_anchor)
     d = principal_dimension(ds.split("train"), cfg["pca_variance"])
     pca = fit_on_validation("pca_gmm", ds, pca_grid,
-                            lambda k: dict(n_principal=d, n_components=k, max_iter=cfg["pca_max_iter"], seed=seed),
+                            lambda k: dict(n_principal=d, n_components=k, max_iter=em_steps(ds), seed=seed),
                             f"PCA({d} directions) + GMM")
     return {"mob": mob, "pca_gmm": pca}
 
@@ -189,6 +224,19 @@ def made_runs(ds, anchor=None):
 
 
 chosen = {}  # dataset -> {model kind -> record}
+not_run = {}  # dataset -> why its runs are absent (pages that gather runs only)
+
+
+def runs_for(name, body):
+    """``body(dataset)``'s runs for ``name``, or, when a gathered run is absent, none: the
+    dataset is then listed as not run and left out of every table."""
+    try:
+        return body(loaded[name])
+    except study.RunNotFound as err:
+        group = study.beyond_profile(name)
+        how = f"run it with `densitybench study --profile {group}`" if group else "no group profile trains it"
+        not_run[name] = f"{how}; {err}"
+        return None
 
 # %% [markdown]
 # ## The UCI binary datasets
@@ -206,13 +254,19 @@ def uci_anchor(name):
                          else None)
 
 
+def uci_runs(ds):
+    anchor = uci_anchor(ds.name)
+    c = made_runs(ds, anchor)
+    c["nade"] = fit("nade", "nade", ds, cfg["nade"], "NADE", anchor=anchor("nade"))
+    c["fvsbn"] = fit("fvsbn", "fvsbn", ds, {}, "FVSBN", anchor=anchor("fvsbn"))
+    c.update(baselines(ds, cfg["pca_components_uci"], mob_anchor=anchor("mob")))
+    return c
+
+
 for name in groups["uci"]:
-    ds = loaded[name]
-    anchor = uci_anchor(name)
-    chosen[name] = made_runs(ds, anchor)
-    chosen[name]["nade"] = fit("nade", "nade", ds, cfg["nade"], "NADE", anchor=anchor("nade"))
-    chosen[name]["fvsbn"] = fit("fvsbn", "fvsbn", ds, {}, "FVSBN", anchor=anchor("fvsbn"))
-    chosen[name].update(baselines(ds, cfg["pca_components_uci"], mob_anchor=anchor("mob")))
+    if (c := runs_for(name, uci_runs)) is not None:
+        chosen[name] = c
+groups = {g: [n for n in names if n not in not_run] for g, names in groups.items()}
 
 
 def pm(r):
@@ -279,9 +333,9 @@ glue("beyond_uci_within", f"{len(within)} of {3 * len(groups['uci'])}", display=
 
 # %%
 for name in groups["atari"] + groups["images"]:
-    ds = loaded[name]
-    chosen[name] = made_runs(ds)
-    chosen[name].update(baselines(ds, cfg["pca_components_images"]))
+    if (c := runs_for(name, lambda ds: {**made_runs(ds), **baselines(ds, cfg["pca_components_images"])})) is not None:
+        chosen[name] = c
+groups = {g: [n for n in names if n not in not_run] for g, names in groups.items()}
 
 
 
@@ -292,7 +346,7 @@ def sample_panels(name, kinds=("made_masks", "made", "mob", "pca_gmm")):
     plots.image_grid(loaded[name].test[:36].float(), title=f"{name}: test images", ax=axes[0])
     for ax, kind in zip(axes[1:], kinds):
         r = chosen[name][kind]
-        s = np.load(out / r["run"] / "samples.npy").astype(np.float32)[:36]
+        s = np.load(r["dir"] / "samples.npy").astype(np.float32)[:36]
         plots.image_grid(s, title=f"{LABEL[kind]}\n{pm(r)} nats", ax=ax)
     fig.tight_layout()
     plt.show()
@@ -312,7 +366,7 @@ for name in groups["atari"]:
         nn = r["nearest_neighbour"]
         print(f"{name}, {LABEL[kind]}: median {nn['metric']} distance to the nearest training frame: "
               f"{nn['samples']['q50']:.2f} for a sample, {nn['test']['q50']:.2f} for a test frame")
-        display(Image(filename=str(out / r["run"] / "neighbours.png"), width=700))
+        display(Image(filename=str(r["dir"] / "neighbours.png"), width=700))
 
 # %% [markdown]
 # ## Caltech-101 silhouettes and Fashion-MNIST
@@ -324,6 +378,8 @@ for name in groups["atari"]:
 # %%
 for name in groups["images"]:
     sample_panels(name)
+    h = chosen[name]["pca_gmm"]["history"][-1]
+    print(f"{name}, {chosen[name]['pca_gmm']['label']}: {h['epoch']} EM steps, converged: {h['converged']}")
 
 # %% [markdown]
 # On 8-bit images PCA + GMM gives bits per dimension directly (a density on the dequantized
@@ -333,13 +389,16 @@ for name in groups["images"]:
 # %%
 level_rows = []
 for name in groups["levels"]:
-    ds = loaded[name]
-    r = fit("pca_gmm", "pca_gmm", ds, dict(variance=cfg["pca_variance"], n_components=cfg["pca_components_images"][-1],
-                                            max_iter=cfg["pca_max_iter"], seed=seed),
-            f"PCA({cfg['pca_variance']:g}) + GMM({cfg['pca_components_images'][-1]})")
+    r = runs_for(name, lambda ds: fit(
+        "pca_gmm", "pca_gmm", ds, dict(variance=cfg["pca_variance"], n_components=cfg["pca_components_images"][-1],
+                                       max_iter=em_steps(ds), seed=seed),
+        f"PCA({cfg['pca_variance']:g}) + GMM({cfg['pca_components_images'][-1]})"))
+    if r is None:
+        continue
     level_rows.append({"dataset": name, "model": r["label"],
                        "bits/dim": f"{r['bits_per_dim']:.4f} ± {r['bits_per_dim_se']:.4f}",
-                       "test NLL (nats)": pm(r), "train (s)": round(r["train_seconds"])})
+                       "test NLL (nats)": pm(r), "EM steps": r["history"][-1]["epoch"],
+                       "converged": r["history"][-1]["converged"], "train (s)": round(r["train_seconds"])})
 display(pd.DataFrame(level_rows).set_index("dataset") if level_rows else "no 8-bit dataset in this profile")
 
 # %% [markdown]
@@ -377,6 +436,22 @@ verdict = ("holds on these datasets" if n_data and n_best == n_data
 glue("beyond_verdict", verdict, display=False)
 
 # %% [markdown]
+# ## Where the numbers come from
+#
+# Every run shown on this page, with the folder of its record (`metrics.json`, checkpoint,
+# samples), the commit and time it was trained at and its device; then the datasets that are
+# absent: files not in the data directory, or (on a page that gathers runs) runs not yet made.
+
+# %%
+prov = pd.DataFrame([{"run": run, "folder": paths.relative_to_repo(r["dir"].parent), "commit": (r.get("git_commit") or "unknown")[:10]
+                      + (" (dirty)" if r.get("git_dirty") else ""), "trained": r["timestamp"][:16],
+                      "device": r["device"], "train (s)": round(r["train_seconds"])} for run, r in records.items()])
+display(prov.set_index("run") if len(prov) else "no run")
+absent = {**{n: f"data missing: {m}" for n, m in missing.items()}, **not_run}
+display(pd.DataFrame([{"dataset": n, "why absent": w} for n, w in absent.items()]).set_index("dataset")
+        if absent else "every dataset of the profile is on this page")
+
+# %% [markdown]
 # ## What we learned
 #
 # - **Robustness.** With one fixed set of settings, MADE has the lowest test NLL on
@@ -392,5 +467,5 @@ glue("beyond_verdict", verdict, display=False)
 #   nats per frame than on MNIST, and the nearest-neighbour pictures above show whether a low
 #   number comes from copying: compare the distance of samples to their nearest training frame
 #   with that of held-out test frames.
-# - **What is missing** is listed under "The data": datasets whose files were not available were
-#   left out, not replaced.
+# - **What is missing** is listed in the last table: datasets whose files or runs were not
+#   available were left out, not replaced.

@@ -126,3 +126,41 @@ def test_beyond_runs_a_folder_of_the_readers_images(tmp_path, monkeypatch):
     runs = sorted(p.parent.name for p in (root / "smoke" / "beyond").glob("*/metrics.json"))
     assert "image_folder-faces-made_masks" in runs and "image_folder-faces-mob2" in runs
     assert sorted(p.name for p in data_dir.iterdir()) == ["faces"]
+
+
+def test_find_run_returns_a_finished_run_only_when_it_was_trained_with_the_same_settings(smoke_run, tmp_path):
+    folder = smoke_run / "beyond"
+    rec = json.loads((folder / "digits_binary-made" / "metrics.json").read_text())
+    cfg = study.config("beyond", "smoke")
+    hp = rec["config"]["hyperparameters"]
+    found, where = study.find_run("digits_binary-made", "made", hp, "digits_binary", cfg, [tmp_path, folder])
+    assert where == folder / "digits_binary-made" and found["test_nll_nats"] == rec["test_nll_nats"]
+    with pytest.raises(study.RunNotFound, match=r"lr: 0.001 there, 0.01 here"):
+        study.find_run("digits_binary-made", "made", hp, "digits_binary", {**cfg, "lr": 0.01}, [folder])
+    with pytest.raises(study.RunNotFound, match="hyperparameters"):
+        study.find_run("digits_binary-made", "made", {**hp, "hidden_sizes": [17]}, "digits_binary", cfg, [folder])
+    with pytest.raises(study.RunNotFound, match="seed"):
+        study.find_run("digits_binary-made", "made", hp, "digits_binary", cfg, [folder], seed=1)
+    with pytest.raises(study.RunNotFound, match="no finished run"):
+        study.find_run("digits_binary-nope", "made", hp, "digits_binary", cfg, [folder])
+    assert [study.beyond_profile(n) for n in ("adult", "atari_breakout", "caltech101_silhouettes", "fashion_mnist",
+                                              "mnist")] == ["uci", "atari", "caltech", "fashion", None]
+
+
+@pytest.mark.slow
+def test_beyond_gathers_the_runs_of_other_profiles_without_training(smoke_run, tmp_path):
+    root = tmp_path / "results"
+    shutil.copytree(smoke_run / "beyond", root / "group" / "beyond")
+    nb = study.execute("beyond", "smoke", root, {"collect": ["group"]}, progress=False)
+    assert not (root / "smoke" / "beyond").exists()  # nothing was trained
+    text = nb.read_text()
+    gathered = sorted(p.parent.name for p in (root / "group" / "beyond").glob("*/metrics.json"))
+    assert "digits_binary-made_masks" in gathered and "trains nothing" in text
+    for run in gathered:  # every run is in the provenance table, with the folder it came from
+        assert run in text
+    assert str(root / "group" / "beyond") in text
+    with_missing = tmp_path / "partial"
+    shutil.copytree(smoke_run / "beyond", with_missing / "group" / "beyond",
+                    ignore=shutil.ignore_patterns("digits_binary-mob*"))
+    text = study.execute("beyond", "smoke", with_missing, {"collect": ["group"]}, progress=False).read_text()
+    assert "digits_binary-mob2" in text and "no finished run" in text  # the dataset is listed as not run
