@@ -357,7 +357,9 @@ for name in groups["atari"]:
 
 # %% [markdown]
 # Each model's samples beside their nearest training frames (the check every run of the study
-# writes): a model that copies its training frames would show pairs that are identical.
+# writes): a model that copies its training frames would show pairs that are identical. A test
+# frame at distance 0 also occurs in a training episode: a game's static screens recur across
+# episodes, so the split by episode removes neighbouring frames, not every duplicate.
 
 # %%
 for name in groups["atari"]:
@@ -469,7 +471,8 @@ glue("beyond_gmm_n_worse", f"{len(worse)} of {len(gmm_rows)}", display=False)
 prov = pd.DataFrame([{"run": run, "folder": paths.relative_to_repo(r["dir"].parent), "commit": (r.get("git_commit") or "unknown")[:10]
                       + (" (dirty)" if r.get("git_dirty") else ""), "trained": r["timestamp"][:16],
                       "device": r["device"], "train (s)": round(r["train_seconds"])} for run, r in records.items()])
-display(prov.set_index("run") if len(prov) else "no run")
+with pd.option_context("display.max_rows", None):  # every run, none elided
+    display(prov.set_index("run") if len(prov) else "no run")
 absent = {**{n: f"data missing: {m}" for n, m in missing.items()}, **not_run}
 display(pd.DataFrame([{"dataset": n, "why absent": w} for n, w in absent.items()]).set_index("dataset")
         if absent else "every dataset of the profile is on this page")
