@@ -68,7 +68,7 @@ dev = train.resolve_device(device)
 pd.set_option("display.max_colwidth", None)
 glue("beyond_source", (
     ("trains nothing: it gathers" if not cfg["train_missing"] else "reuses") + " the finished runs that the profiles "
-    + ", ".join(f"`{p}`" for p in cfg["collect"]) + " wrote, each checked to have exactly this page's model,"
+    + ", ".join(cfg["collect"][:-1]) + (" and " if len(cfg["collect"]) > 1 else "") + cfg["collect"][-1] + " wrote, each checked to have exactly this page's model,"
     " hyperparameters, seed and training settings"
     + (" (a dataset whose runs are absent is listed as not run, with the command that runs it)"
        if not cfg["train_missing"] else ", and trains the runs not found there")
@@ -159,8 +159,9 @@ glue("beyond_made_masks", cfg["made_masks"]["n_masks"], display=False)
 glue("beyond_nade_hidden", cfg["nade"]["hidden_size"], display=False)
 glue("beyond_mob_grid", ", ".join(map(str, cfg["mob_components"])), display=False)
 glue("beyond_em_steps", f"at most {cfg['pca_max_iter']} EM steps" + "".join(
-    f"; {k} at most {v}, a CPU budget: the fit may stop before EM converges, and its record says whether it did"
-    for k, v in cfg["pca_max_iter_of"].items()), display=False)
+    f"; {k}: at most {v}" for k, v in cfg["pca_max_iter_of"].items()) + (
+    ", a CPU budget under which EM may stop before it converges; the table of PCA + GMM fits says whether it did"
+    if cfg["pca_max_iter_of"] else ""), display=False)
 
 records = {}
 LABEL = {"made_masks": "MADE, seed settings (mask sampling)", "made": "MADE, 1 mask", "nade": "NADE",
