@@ -155,12 +155,16 @@ def test_beyond_gathers_the_runs_of_other_profiles_without_training(smoke_run, t
     assert not (root / "smoke" / "beyond").exists()  # nothing was trained
     text = nb.read_text()
     gathered = sorted(p.parent.name for p in (root / "group" / "beyond").glob("*/metrics.json"))
-    assert "digits_binary-made_masks" in gathered and "trains nothing" in text
+    assert "digits_binary-made_masks" in gathered
+    assert "reuses the finished runs that the profiles group wrote" in text  # the glued sentence
     for run in gathered:  # every run is in the provenance table, with the folder it came from
         assert run in text
     assert str(root / "group" / "beyond") in text
     with_missing = tmp_path / "partial"
     shutil.copytree(smoke_run / "beyond", with_missing / "group" / "beyond",
                     ignore=shutil.ignore_patterns("digits_binary-mob*"))
-    text = study.execute("beyond", "smoke", with_missing, {"collect": ["group"]}, progress=False).read_text()
+    text = study.execute("beyond", "smoke", with_missing, {"collect": ["group"], "train_missing": False},
+                         progress=False).read_text()
     assert "digits_binary-mob2" in text and "no finished run" in text  # the dataset is listed as not run
+    assert "trains nothing: it gathers the finished runs that the profiles group wrote" in text
+    assert not (with_missing / "smoke" / "beyond").exists()
