@@ -47,7 +47,6 @@ train_missing = None  # train the runs not found there (False: list their datase
 
 # %%
 import dataclasses
-import json
 import math
 from pathlib import Path
 
@@ -66,13 +65,17 @@ out = paths.resolve(results_dir, profile) / "beyond"  # a folder of its own: not
 sources = [out.parent.parent / p / "beyond" for p in cfg["collect"]]  # the group profiles' run folders
 dev = train.resolve_device(device)
 pd.set_option("display.max_colwidth", None)
-glue("beyond_source", (
-    ("trains nothing: it gathers" if not cfg["train_missing"] else "reuses") + " the finished runs that the profiles "
-    + ", ".join(cfg["collect"][:-1]) + (" and " if len(cfg["collect"]) > 1 else "") + cfg["collect"][-1] + " wrote, each checked to have exactly this page's model,"
-    " hyperparameters, seed and training settings"
-    + (" (a dataset whose runs are absent is listed as not run, with the command that runs it)"
-       if not cfg["train_missing"] else ", and trains the runs not found there")
-    if cfg["collect"] else "trains every run it shows"), display=False)
+if not cfg["collect"]:
+    source = "trains every run it shows"
+else:
+    profiles = " and ".join([", ".join(cfg["collect"][:-1]), cfg["collect"][-1]] if len(cfg["collect"]) > 1
+                            else cfg["collect"])
+    source = (f"{'reuses' if cfg['train_missing'] else 'trains nothing: it gathers'} the finished runs that the "
+              f"profiles {profiles} wrote, each checked to have exactly this page's model, hyperparameters, seed "
+              "and training settings" + (", and trains the runs not found there" if cfg["train_missing"] else
+                                         " (a dataset whose runs are absent is listed as not run, with the command "
+                                         "that runs it)"))
+glue("beyond_source", source, display=False)
 cfg
 
 # %% [markdown]
@@ -199,6 +202,11 @@ def fit_on_validation(kind, ds, grid, make_hp, label, anchor=None):
 def em_steps(ds):
     """The most EM steps of PCA + GMM on ``ds`` (fewer on the largest datasets of a CPU profile)."""
     return cfg["pca_max_iter_of"].get(ds.name, cfg["pca_max_iter"])
+
+
+def em_outcome(r):
+    """A PCA + GMM record's EM steps and whether EM converged."""
+    return {"EM steps": r["history"][-1]["epoch"], "converged": r["history"][-1]["converged"]}
 
 
 def baselines(ds, pca_grid, mob_anchor=None):
@@ -381,8 +389,8 @@ for name in groups["atari"]:
 # %%
 for name in groups["images"]:
     sample_panels(name)
-    h = chosen[name]["pca_gmm"]["history"][-1]
-    print(f"{name}, {chosen[name]['pca_gmm']['label']}: {h['epoch']} EM steps, converged: {h['converged']}")
+    em = em_outcome(chosen[name]["pca_gmm"])
+    print(f"{name}, {chosen[name]['pca_gmm']['label']}: {em['EM steps']} EM steps, converged: {em['converged']}")
 
 # %% [markdown]
 # On 8-bit images PCA + GMM gives bits per dimension directly (a density on the dequantized
@@ -400,8 +408,7 @@ for name in groups["levels"]:
         continue
     level_rows.append({"dataset": name, "model": r["label"],
                        "bits/dim": f"{r['bits_per_dim']:.4f} ± {r['bits_per_dim_se']:.4f}",
-                       "test NLL (nats)": pm(r), "EM steps": r["history"][-1]["epoch"],
-                       "converged": r["history"][-1]["converged"], "train (s)": round(r["train_seconds"])})
+                       "test NLL (nats)": pm(r), **em_outcome(r), "train (s)": round(r["train_seconds"])})
 display(pd.DataFrame(level_rows).set_index("dataset") if level_rows else "no 8-bit dataset in this profile")
 
 # %% [markdown]
@@ -452,7 +459,7 @@ for name, c in chosen.items():
     d, k = r["history"][-1]["n_principal"], hp["n_components"]
     gmm_rows.append({"dataset": name, "D": loaded[name].n_dims, "principal dims d": d, "K": k,
                      "train examples per component": round(len(loaded[name].train) / k),
-                     "EM steps": r["history"][-1]["epoch"], "converged": r["history"][-1]["converged"],
+                     **em_outcome(r),
                      "PCA + GMM bound (nats)": pm(r), "uniform, D ln 2 (nats)": round(loaded[name].n_dims * math.log(2), 2),
                      "_worse": r["test_nll_nats"] > loaded[name].n_dims * math.log(2)})
 gmm_table = pd.DataFrame(gmm_rows).set_index("dataset") if gmm_rows else pd.DataFrame()
@@ -469,8 +476,9 @@ glue("beyond_gmm_n_worse", f"{len(worse)} of {len(gmm_rows)}", display=False)
 # absent: files not in the data directory, or (on a page that gathers runs) runs not yet made.
 
 # %%
-prov = pd.DataFrame([{"run": run, "folder": paths.relative_to_repo(r["dir"].parent), "commit": (r.get("git_commit") or "unknown")[:10]
-                      + (" (dirty)" if r.get("git_dirty") else ""), "trained": r["timestamp"][:16],
+prov = pd.DataFrame([{"run": run, "folder": paths.relative_to_repo(r["dir"].parent),
+                      "commit": (r.get("git_commit") or "unknown")[:10] + (" (dirty)" if r.get("git_dirty") else ""),
+                      "trained": r["timestamp"][:16],
                       "device": r["device"], "train (s)": round(r["train_seconds"])} for run, r in records.items()])
 with pd.option_context("display.max_rows", None):  # every run, none elided
     display(prov.set_index("run") if len(prov) else "no run")

@@ -141,6 +141,8 @@ def test_find_run_returns_a_finished_run_only_when_it_was_trained_with_the_same_
         study.find_run("digits_binary-made", "made", {**hp, "hidden_sizes": [17]}, "digits_binary", cfg, [folder])
     with pytest.raises(study.RunNotFound, match="seed"):
         study.find_run("digits_binary-made", "made", hp, "digits_binary", cfg, [folder], seed=1)
+    with pytest.raises(study.RunNotFound, match="dataset: 'digits_binary' there, 'mnist' here"):
+        study.find_run("digits_binary-made", "made", hp, "mnist", cfg, [folder])
     with pytest.raises(study.RunNotFound, match="no finished run"):
         study.find_run("digits_binary-nope", "made", hp, "digits_binary", cfg, [folder])
     assert [study.beyond_profile(n) for n in ("adult", "atari_breakout", "caltech101_silhouettes", "fashion_mnist",
@@ -157,7 +159,7 @@ def test_beyond_gathers_the_runs_of_other_profiles_without_training(smoke_run, t
     gathered = sorted(p.parent.name for p in (root / "group" / "beyond").glob("*/metrics.json"))
     assert "digits_binary-made_masks" in gathered
     assert "reuses the finished runs that the profiles group wrote" in text  # the glued sentence
-    for run in gathered:  # every run is in the provenance table, with the folder it came from
+    for run in gathered:  # every run is named on the page, with the folder it came from
         assert run in text
     assert str(root / "group" / "beyond") in text
     with_missing = tmp_path / "partial"
