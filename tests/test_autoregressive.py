@@ -152,17 +152,29 @@ def test_nade_forward_equals_the_definition():
         torch.testing.assert_close(logits[:, d], expected)
 
 
-def test_nade_backward_pass_equals_autograd():
+@pytest.mark.parametrize("D", [6, 37])
+def test_nade_backward_pass_equals_autograd(D, monkeypatch):
     """The hand-written backward pass of NADE's conditionals against autograd's numerical check,
-    for every input (pixels included), with Bernoulli and softmax outputs."""
-    from densitybench.models.nade import _Conditionals
+    for every input (pixels included), with Bernoulli and softmax outputs. D = 37 takes the
+    blocked cumulative sum with a remainder (two blocks of 16, then 5 rows), and the tiny
+    chunk size splits the batch of 5 into chunks of 2, 2 and 1."""
+    from densitybench.models import nade
 
+    monkeypatch.setattr(nade, "_CHUNK_ELEMENTS", 2 * D * 5)
     g = torch.Generator().manual_seed(0)
     for K in (1, 3):
-        v = torch.rand(4, 6, generator=g, dtype=torch.float64).requires_grad_(True)
+        v = torch.rand(5, D, generator=g, dtype=torch.float64).requires_grad_(True)
         params = [torch.randn(*shape, generator=g, dtype=torch.float64).requires_grad_(True)
-                  for shape in ((6, 5), (5,), (6, K, 5), (6, K))]
-        assert torch.autograd.gradcheck(_Conditionals.apply, (v, *params))
+                  for shape in ((D, 5), (5,), (D, K, 5), (D, K))]
+        assert torch.autograd.gradcheck(nade._Conditionals.apply, (v, *params))
+
+
+@pytest.mark.parametrize("rows", [1, 5, 16, 32, 37, 784])
+def test_blocked_cumulative_sum_equals_torch(rows):
+    from densitybench.models.nade import _cumsum_
+
+    x = torch.randn(rows, 3, 4, generator=torch.Generator().manual_seed(rows), dtype=torch.float64)
+    torch.testing.assert_close(_cumsum_(x.clone()), x.cumsum(0))
 
 
 def test_input_validation():

@@ -86,7 +86,7 @@ _FAMILIES = {
     "nade": {
         "smoke": dict(runs={"nade": dict(hidden_size=16)}, epochs=2, patience=2),
         "digits": dict(runs={"nade": dict(hidden_size=100)}, epochs=100, patience=10, lr=1e-2),
-        "mnist": dict(runs={"nade": dict(hidden_size=500)}, epochs=100, patience=10, max_seconds=900),
+        "mnist": dict(runs={"nade": dict(hidden_size=500)}, epochs=200, patience=10, max_seconds=2700),
     },
     "pixelcnn": {
         "smoke": dict(runs={"pixelcnn": dict(n_channels=8, n_blocks=1, output_channels=8)}, epochs=2, patience=2),

@@ -25,13 +25,50 @@ from torch import nn
 from .autoregressive import RasterAutoregressive, draw
 
 
+# elements of one chunk's ``(D, B_chunk, H)`` buffers: 8 MB of float32, which stays in a
+# CPU's last-level cache while the chunk's passes run over it
+_CHUNK_ELEMENTS = 2**21
+
+
+def _cumsum_(x: torch.Tensor, block: int = 16) -> torch.Tensor:
+    """In-place cumulative sum over the first dimension, in blocks of ``block`` rows.
+
+    The same sums as ``x.cumsum_(0)`` (in another order of additions); on a CPU about twice
+    as fast, since each step adds whole rows with vector instructions: a running sum inside
+    every block, then each block's offset, the cumulative sum of the blocks' totals.
+    """
+    n_blocks = x.shape[0] // block
+    if n_blocks < 2:
+        return x.cumsum_(0)
+    y = x[: n_blocks * block].view(n_blocks, block, *x.shape[1:])
+    for i in range(1, block):
+        y[:, i] += y[:, i - 1]
+    totals = y[:, -1].cumsum(0)
+    y[1:] += totals[:-1, None]
+    rest = x[n_blocks * block :]
+    if len(rest):
+        rest[0] += totals[-1]
+        rest.cumsum_(0)
+    return x
+
+
+def _hidden(vT: torch.Tensor, W: torch.Tensor, c: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``h_d = sigm(c + sum_{j<d} W_{:,j} x_j)`` for a chunk, into ``out`` of shape (D, B, H)."""
+    out[0] = 0
+    torch.mul(vT[:-1, :, None], W[:-1, None], out=out[1:])  # W_{:,d-1} x_{d-1} in row d
+    return _cumsum_(out).add_(c).sigmoid_()
+
+
 class _Conditionals(torch.autograd.Function):
     """The logits of all D conditionals with a hand-written backward pass.
 
     Autograd would keep several ``(B, D, H)`` intermediates (the contributions, their
-    cumulative sum, the pre-activations); this keeps only ``h`` and reuses one buffer in the
-    backward pass, which makes training about twice as fast on a CPU, where the pass is
-    limited by memory traffic. ``tests/test_autoregressive.py`` checks it against autograd.
+    cumulative sum, the pre-activations) and stream each through memory. This pass works on
+    chunks of the batch small enough to stay in the processor's cache, lays them out as
+    ``(D, B, H)`` so that the per-pixel products are batched matrix products, reuses two
+    buffers instead of allocating, and recomputes ``h`` in the backward pass instead of
+    keeping it. On a CPU that is several times faster than autograd.
+    ``tests/test_autoregressive.py`` checks it against autograd.
 
     Inputs: ``v`` (B, D) the scaled pixels, ``W`` (D, H), ``c`` (H,), ``V`` (D, K, H),
     ``b`` (D, K). Output: logits (B, K, D).
@@ -40,31 +77,47 @@ class _Conditionals(torch.autograd.Function):
     @staticmethod
     def forward(ctx, v, W, c, V, b):
         B, D = v.shape
-        h = v.new_empty(B, D, W.shape[1])
-        h[:, 0] = 0
-        torch.mul(v[:, :-1, None], W[:-1], out=h[:, 1:])  # W_{:,d-1} x_{d-1} in row d
-        h.cumsum_(1).add_(c).sigmoid_()  # h_d = sigm(c + sum_{j<d} W_{:,j} x_j)
-        ctx.save_for_backward(v, W, V, h)
-        return torch.einsum("bdh,dkh->bkd", h, V) + b.T
+        chunk = max(1, min(B, _CHUNK_ELEMENTS // (D * W.shape[1])))
+        h = v.new_empty(D, chunk, W.shape[1])
+        vT = v.T
+        out = v.new_empty(D, B, V.shape[1])
+        for s in range(0, B, chunk):
+            n = min(chunk, B - s)
+            hs = _hidden(vT[:, s : s + n], W, c, h[:, :n])
+            out[:, s : s + n] = torch.bmm(hs, V.transpose(1, 2))  # V_d . h_d
+        ctx.save_for_backward(v, W, c, V)
+        return out.permute(1, 2, 0) + b.T
 
     @staticmethod
     def backward(ctx, g):
-        v, W, V, h = ctx.saved_tensors
-        dV = torch.einsum("bkd,bdh->dkh", g, h)
+        v, W, c, V = ctx.saved_tensors
+        B, D = v.shape
+        H = W.shape[1]
+        chunk = max(1, min(B, _CHUNK_ELEMENTS // (D * H)))
+        h, da = v.new_empty(D, chunk, H), v.new_empty(D, chunk, H)
+        vT = v.T.contiguous()
+        gT = g.permute(2, 1, 0).contiguous()  # (D, K, B)
+        gD = g.permute(2, 0, 1).contiguous()  # (D, B, K)
+        dV, dW, dc = torch.zeros_like(V), torch.zeros_like(W), torch.zeros_like(c)
         db = g.sum(0).T
-        da = torch.einsum("bkd,dkh->bdh", g, V)  # dL/dh_d, then dL/da_d
-        da.mul_(h).mul_(1 - h)
-        dc = da.sum((0, 1))
-        # a_d sums W_{:,j} x_j over j < d, so x_j and W_{:,j} receive S_j = sum_{d>j} dL/da_d,
-        # a reverse cumulative sum (summed from the end, so that it is exactly 0 where it must be)
-        S = da.flip(1).cumsum(1).flip(1)[:, 1:]  # (B, D-1, H): S_0 .. S_{D-2}; S_{D-1} = 0
-        dW = torch.zeros_like(W)
-        dW[:-1] = torch.einsum("bj,bjh->jh", v[:, :-1], S)
-        dv = None
-        if ctx.needs_input_grad[0]:
-            dv = torch.zeros_like(v)
-            dv[:, :-1] = torch.einsum("bjh,jh->bj", S, W[:-1])
-        return dv, dW, dc, dV, db
+        dv = v.new_zeros(D, B) if ctx.needs_input_grad[0] else None
+        for s in range(0, B, chunk):
+            n = min(chunk, B - s)
+            hs, das, vs = h[:, :n], da[:, :n], vT[:, s : s + n]
+            _hidden(vs, W, c, hs)
+            dV.baddbmm_(gT[:, :, s : s + n], hs)  # dV_d += g_d^T h_d
+            hs.addcmul_(hs, hs, value=-1)  # h (1 - h), the sigmoid's derivative
+            torch.bmm(gD[:, s : s + n], V, out=das)  # dL/dh_d
+            das.mul_(hs)  # dL/da_d
+            dc += das.sum((0, 1))
+            # a_d sums W_{:,j} x_j over j < d, so x_j and W_{:,j} receive S_j = sum_{d>j} dL/da_d:
+            # the total minus the cumulative sum up to j (exactly 0 where every later term is)
+            _cumsum_(das)
+            S = das[:-1].neg_().add_(das[-1])  # (D-1, n, H): S_0 .. S_{D-2}; S_{D-1} = 0
+            dW[:-1, None].baddbmm_(vs[:-1, None, :], S)
+            if dv is not None:
+                dv[:-1, s : s + n] = (S * W[:-1, None, :]).sum(-1)
+        return None if dv is None else dv.T, dW, dc, dV, db
 
 
 class NADE(RasterAutoregressive):
