@@ -197,6 +197,25 @@ def test_loss_is_negative_one_sample_elbo_and_trains_both_networks():
         assert getattr(model, name).weight.grad.abs().sum() > 0, name
 
 
+def test_kl_warmup_weights_the_kl_linearly_then_trains_on_the_elbo():
+    """With kl_warmup = 4 the training loss is -(E log p(x|z) - beta KL) with beta = steps / 4,
+    counted by after_step, and the negative ELBO from step 4 on; the bounds never weight the KL."""
+    model = tiny_vae(kl_warmup=4)
+    x = all_binary(D)
+    mu, log_var = model.encode(x)
+    kl = 0.5 * (mu.pow(2) + log_var.exp() - 1.0 - log_var).sum(1)
+    for step in range(7):
+        beta = min(1.0, step / 4)
+        assert model.steps == step and model.kl_weight == beta
+        torch.manual_seed(3)
+        loss = model.loss(x)
+        torch.manual_seed(3)
+        elbo = model.elbo(x)
+        torch.testing.assert_close(loss, -(elbo + (1 - beta) * kl).mean())
+        model.after_step()
+    assert (kl > 0.1).all()  # so the weighted and unweighted losses differ by a visible amount
+
+
 def test_samples_follow_the_model():
     model = tiny_vae()
     n = 20000
@@ -279,6 +298,7 @@ def test_invalid_number_of_samples_raises(k):
         ({"k_chunk": 0}, "k_chunk"),
         ({"k_eval": 0}, "k_eval"),
         ({"hidden_sizes": (8, 0)}, "hidden_sizes"),
+        ({"kl_warmup": -1}, "kl_warmup"),
     ],
 )
 def test_invalid_hyperparameters_raise(kwargs, message):

@@ -125,12 +125,12 @@ _FAMILIES = {
     },
     "vae": {
         "smoke": dict(hparams=dict(latent_dim=2, hidden_sizes=[16, 16]), latent2_hparams=dict(hidden_sizes=[16, 16]),
-                      k_eval=10, epochs=2, patience=2),
+                      k_eval=10, epochs=2, patience=2, warmup_epochs=1),
         "digits": dict(hparams=dict(latent_dim=8, hidden_sizes=[100, 100]), latent2_hparams=dict(hidden_sizes=[100, 100]),
-                       k_eval=1000, epochs=500, patience=30),
+                       k_eval=1000, epochs=500, patience=30, warmup_epochs=50),
         "mnist": dict(hparams=dict(latent_dim=50, hidden_sizes=[200, 200]), latent2_hparams=dict(hidden_sizes=[200, 200]),
                       k_eval=5000, latent2_k_eval=100, valid_nll=False, epochs=3000, patience=60, lr_step=100,
-                      lr_gamma=0.5, max_seconds=3000),
+                      lr_gamma=0.5, max_seconds=1500, warmup_epochs=100),
     },
     "gan": {
         "smoke": dict(hparams=dict(noise_dim=8, g_hidden=[16, 16], d_hidden=[16, 16], parzen_n_samples=200),

@@ -18,7 +18,11 @@ The likelihood reported is the importance-weighted bound with ``k`` samples
 
     L_k(x) = log (1/k) sum_i w_i,
 
-which satisfies ``L(x) = E[L_1] <= E[L_k] <= E[L_k'] <= log p(x)`` for ``k <= k'`` and tends
+An optional KL warm-up (Bowman et al. 2016; Sønderby et al. 2016) trains during its first
+``kl_warmup`` optimiser steps on ``E_q[log p(x | z)] - beta KL`` with ``beta`` rising linearly from
+0 to 1, and on the ELBO itself afterwards; it keeps more latent units in use.
+
+The bound ``L_k`` satisfies ``L(x) = E[L_1] <= E[L_k] <= E[L_k'] <= log p(x)`` for ``k <= k'`` and tends
 to ``log p(x)`` as ``k`` grows (Burda et al., Theorem 1). Following their protocol,
 ``log_prob`` is ``L_5000``: a stochastic lower bound, so ``likelihood = "bound"`` and
 ``-log_prob`` is an upper bound on the NLL in expectation. Its samples are drawn from a
@@ -68,6 +72,9 @@ class VAE(DensityModel):
         k_chunk: importance samples processed at once; bounds the memory of the bound to
             about ``k_chunk * B * max(D, hidden)`` numbers and does not change its value.
         eval_seed: seed of the generator that draws the importance samples of ``log_prob``.
+        kl_warmup: optimiser steps over which the KL term's weight in the training loss rises
+            linearly from 0 to 1 (counted by :meth:`after_step` from the model's creation); 0
+            trains on the ELBO from the first step. The bounds and ``log_prob`` never weight the KL.
     """
 
     likelihood = "bound"
@@ -81,6 +88,7 @@ class VAE(DensityModel):
         k_eval: int = 5000,
         k_chunk: int = 500,
         eval_seed: int = 0,
+        kl_warmup: int = 0,
     ):
         super().__init__(data_shape, support="binary")
         if activation not in _ACTIVATIONS:
@@ -97,6 +105,10 @@ class VAE(DensityModel):
         self.k_eval = int(k_eval)
         self.k_chunk = int(k_chunk)
         self.eval_seed = int(eval_seed)
+        if int(kl_warmup) < 0:
+            raise ValueError(f"kl_warmup must be a non-negative integer, not {kl_warmup!r}")
+        self.kl_warmup = int(kl_warmup)
+        self.steps = 0  # optimiser steps taken, for the warm-up
         D, L = self.n_dims, self.latent_dim
 
         enc = (D,) + self.hidden_sizes
@@ -160,13 +172,13 @@ class VAE(DensityModel):
         self.check_input(x)
         return self._elbo(x, generator)
 
-    def _elbo(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def _elbo(self, x: torch.Tensor, generator: torch.Generator | None, beta: float = 1.0) -> torch.Tensor:
         mu, log_var = self.encode(x)
         eps = _standard_normal(mu.shape, generator, mu.device, mu.dtype)
         z = mu + torch.exp(0.5 * log_var) * eps
         x_flat = x.reshape(x.shape[0], -1).to(mu.dtype)
         kl = 0.5 * (mu.pow(2) + log_var.exp() - 1.0 - log_var).sum(1)
-        return self._log_bernoulli(self.decode(z), x_flat) - kl
+        return self._log_bernoulli(self.decode(z), x_flat) - beta * kl
 
     def iwae(self, x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """The importance-weighted bound ``L_k(x) = log (1/k) sum_i p(x, z_i) / q(z_i | x)``.
@@ -215,10 +227,19 @@ class VAE(DensityModel):
         generator = torch.Generator().manual_seed(self.eval_seed)
         return self._iwae(x, self.k_eval, generator)
 
+    @property
+    def kl_weight(self) -> float:
+        """The KL term's weight in the training loss now: ``min(1, steps / kl_warmup)``."""
+        return 1.0 if self.steps >= self.kl_warmup else self.steps / self.kl_warmup
+
     def loss(self, x: torch.Tensor) -> torch.Tensor:
-        """The negative ELBO averaged over the batch (one sample per example)."""
+        """The negative ELBO averaged over the batch (one sample per example); during the
+        warm-up, with the KL term weighted by :attr:`kl_weight`."""
         self.check_input(x)
-        return -self._elbo(x, None).mean()
+        return -self._elbo(x, None, self.kl_weight).mean()
+
+    def after_step(self) -> None:
+        self.steps += 1
 
     def _prior(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
         return _standard_normal((n, self.latent_dim), generator, self.device, self._dtype)
