@@ -168,7 +168,8 @@ budget = f" or {cfg['max_seconds']:g} s" if cfg.get("max_seconds") else ""
 warmup = f", the KL term warmed up linearly from 0 over the first {warmup_epochs} epochs" if warmup_epochs else ""
 runs = {
     "vae": dict(
-        ds=ds, hp={**hp, "kl_warmup": warmup_epochs * steps_per_epoch}, label=f"VAE, {hp['latent_dim']}-d latent, {width(hp)}",
+        ds=ds, hp={**hp, "kl_warmup": warmup_epochs * steps_per_epoch},
+        label=f"VAE, {hp['latent_dim']}-d latent, {width(hp)}",
         anchor="iwae_1layer_fixed" if ds.name == "binarized_mnist" else None,
         protocol_note=(
             f"paper: IWAE objective with k=50, 1 stochastic layer (50 latents, tanh layers 200-200), Adam with "

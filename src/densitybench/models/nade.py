@@ -52,6 +52,11 @@ def _cumsum_(x: torch.Tensor, block: int = 16) -> torch.Tensor:
     return x
 
 
+def _chunk(B: int, D: int, H: int) -> int:
+    """Examples per chunk: as many as fit in ``_CHUNK_ELEMENTS``, at least one, at most ``B``."""
+    return max(1, min(B, _CHUNK_ELEMENTS // (D * H)))
+
+
 def _hidden(vT: torch.Tensor, W: torch.Tensor, c: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """``h_d = sigm(c + sum_{j<d} W_{:,j} x_j)`` for a chunk, into ``out`` of shape (D, B, H)."""
     out[0] = 0
@@ -77,7 +82,7 @@ class _Conditionals(torch.autograd.Function):
     @staticmethod
     def forward(ctx, v, W, c, V, b):
         B, D = v.shape
-        chunk = max(1, min(B, _CHUNK_ELEMENTS // (D * W.shape[1])))
+        chunk = _chunk(B, D, W.shape[1])
         h = v.new_empty(D, chunk, W.shape[1])
         vT = v.T
         out = v.new_empty(D, B, V.shape[1])
@@ -93,7 +98,7 @@ class _Conditionals(torch.autograd.Function):
         v, W, c, V = ctx.saved_tensors
         B, D = v.shape
         H = W.shape[1]
-        chunk = max(1, min(B, _CHUNK_ELEMENTS // (D * H)))
+        chunk = _chunk(B, D, H)
         h, da = v.new_empty(D, chunk, H), v.new_empty(D, chunk, H)
         vT = v.T.contiguous()
         gT = g.permute(2, 1, 0).contiguous()  # (D, K, B)
