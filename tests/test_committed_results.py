@@ -39,7 +39,7 @@ EXPENSIVE = {"vae", "gan"}
 def _reevaluable(paths_):
     for p in paths_:
         rec = json.loads(p.read_text())
-        if rec["checkpoint"]["path"]:
+        if rec["checkpoint"]["path"] and (p.parent / rec["checkpoint"]["path"]).is_file():
             marks = [pytest.mark.expensive] if rec["model"] in EXPENSIVE and rec["dataset"] not in (
                 "digits", "digits_binary") else []
             yield pytest.param(p, marks=marks, id=f"{p.parts[-3]}/{p.parts[-2]}")

@@ -108,7 +108,7 @@ def test_continuous_model_on_levels_reports_the_dequantization_bound(tmp_path):
     assert "dequantized" in rec["protocol"]
 
 
-def test_a_run_too_large_to_keep_stores_samples_for_judging(tmp_path, monkeypatch):
+def test_a_run_too_large_to_commit_keeps_its_checkpoint_uncommitted_and_stores_samples(tmp_path, monkeypatch):
     d = data.load("digits")
     y = data.dequantize(d.train, d.n_levels, torch.Generator().manual_seed(0))
     model = models.create("pca_gmm", d.image_shape, variance=0.9, n_components=2, seed=0)
@@ -116,7 +116,10 @@ def test_a_run_too_large_to_keep_stores_samples_for_judging(tmp_path, monkeypatc
     monkeypatch.setattr(evaluate, "MAX_CHECKPOINT_MB", 0.0)
     rec = evaluate.record_run(model, d, hist, tmp_path / "p", {"model": "pca_gmm", "n_judge_samples": 700},
                               n_samples=8)
-    assert rec["checkpoint"]["path"] is None and not (tmp_path / "p" / "model.pt").exists()
+    # the checkpoint stays in the run store, listed in the folder's .gitignore, and the record says so
+    assert rec["checkpoint"]["path"] == "model.pt" and (tmp_path / "p" / "model.pt").is_file()
+    assert rec["checkpoint"]["committed"] is False
+    assert "model.pt" in (tmp_path / "p" / ".gitignore").read_text().splitlines()
     s = np.load(tmp_path / "p" / "judge_samples.npy")
     assert s.shape == (700, *d.image_shape) and s.min() >= 0 and s.max() <= 1
     assert rec["checkpoint"]["judge_samples"] == 700

@@ -1,4 +1,4 @@
-"""Command line: ``densitybench {study,book,data,evaluate}``."""
+"""Command line: ``densitybench {plan,train,study,book,data,evaluate}``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import ast
 import json
 import sys
 
-from . import data, evaluate, study
+from . import data, evaluate, runs, study
 
 
 def parse_params(items) -> dict:
@@ -24,12 +24,53 @@ def parse_params(items) -> dict:
     return params
 
 
+def _executor_args(p) -> None:
+    p.add_argument("--executor", default="local", choices=("local", "ray"),
+                   help="local: one run after another; ray: each run a Ray task (default: local)")
+    p.add_argument("--address", default=None,
+                   help="with --executor ray: join this cluster ('auto', 'host:port' or 'ray://host:port'); "
+                        "default: start a local one")
+    p.add_argument("--cpus-per-run", type=float, default=1, help="CPUs a Ray task requests (default 1)")
+    p.add_argument("--gpus-per-run", type=float, default=0.0,
+                   help="GPUs a Ray task requests, a fraction packs several runs on one GPU (default 0)")
+
+
+def print_plan(rows) -> None:
+    """The plan as an aligned table: run, key, status (epoch reached), folder."""
+    width = max((len(r["run"]) for r in rows), default=3)
+    print(f"{'run':{width}s}  {'key':12s}  {'status':18s}  folder")
+    for r in rows:
+        st = r["status"] + (f" at epoch {r['epoch']}" if r["status"] == "partial" else "")
+        print(f"{r['run']:{width}s}  {r['key']:12s}  {st:18s}  {r['folder']}")
+    counts = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    print(f"{len(rows)} runs: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="densitybench", description="Density estimators on images, by a stated protocol.")
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    s = sub.add_parser("study", help="execute the notebooks of a profile, then build the book")
-    s.add_argument("--profile", default="digits", choices=sorted(study.PROFILES))
+    profiles = runs.profile_names()
+    pl = sub.add_parser("plan", help="list every run of a profile with its key, status and folder")
+    pl.add_argument("--profile", default="digits", choices=profiles)
+    pl.add_argument("--runs", nargs="+", metavar="GLOB", help="only runs whose name or folder matches")
+    pl.add_argument("--results-root", default=None, help="default: <repo>/results")
+    pl.add_argument("--json", action="store_true", help="one JSON list instead of a table")
+
+    t = sub.add_parser("train", help="train the missing and partial runs of a profile (finished runs are skipped)")
+    t.add_argument("--profile", default="digits", choices=profiles)
+    t.add_argument("--runs", nargs="+", metavar="GLOB", help="only runs whose name or folder matches")
+    t.add_argument("--results-root", default=None, help="default: <repo>/results")
+    _executor_args(t)
+    t.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
+    t.add_argument("--data-dir", default=None)
+    t.add_argument("--threads", type=int, default=None, help="CPU threads per run")
+
+    s = sub.add_parser("study", help="train a profile's runs, execute its notebooks, then build the book")
+    s.add_argument("--profile", default="digits", choices=profiles)
+    _executor_args(s)
     s.add_argument("--notebooks", nargs="+", choices=study.NOTEBOOKS, help="only these notebooks")
     s.add_argument("--device", default=None, help="cpu, cuda or auto (default: auto)")
     s.add_argument("--data-dir", default=None)
@@ -42,7 +83,7 @@ def main(argv=None) -> int:
                         "literal, else kept as a string")
 
     b = sub.add_parser("book", help="build the book from a profile's executed notebooks (no execution)")
-    b.add_argument("--profile", default="mnist", choices=sorted(study.PROFILES))
+    b.add_argument("--profile", default="mnist", choices=profiles)
     b.add_argument("--results-root", default=None)
 
     d = sub.add_parser("data", help="fetch or verify datasets")
@@ -59,13 +100,27 @@ def main(argv=None) -> int:
     e.add_argument("--tolerance", type=float, default=0.01, help="nats (default 0.01)")
 
     a = p.parse_args(argv)
+    if a.cmd == "plan":
+        rows = runs.plan(a.profile, a.results_root, a.runs)
+        if a.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            print_plan(rows)
+        return 0
+    if a.cmd == "train":
+        study.train(a.profile, a.results_root, names=a.runs, executor=a.executor, address=a.address,
+                    cpus_per_run=a.cpus_per_run, gpus_per_run=a.gpus_per_run, device=a.device, data_dir=a.data_dir,
+                    threads=a.threads)
+        return 0
     if a.cmd == "study":
         params = {k: v for k, v in {"device": a.device, "data_dir": a.data_dir}.items() if v is not None}
         try:
             params.update(parse_params(a.param))
+            study.check_parameters(params, a.notebooks or study.notebooks_of(a.profile))
         except ValueError as err:
             p.error(str(err))
-        study.run(a.profile, a.notebooks, a.results_root, params, threads=a.threads)
+        study.run(a.profile, a.notebooks, a.results_root, params, threads=a.threads, executor=a.executor,
+                  address=a.address, cpus_per_run=a.cpus_per_run, gpus_per_run=a.gpus_per_run)
         if not a.no_book:
             study.build_book(a.profile, a.results_root)
         return 0

@@ -171,8 +171,14 @@ def record_run(
     seed: int = 0,
     n_samples: int = 64,
     extra: dict | None = None,
+    spec=None,
+    artifacts: dict | None = None,
 ) -> dict:
     """Evaluate ``model`` on the test split, write the run directory, return the metrics.
+
+    Every file is written atomically and ``metrics.json`` last: it alone marks the run done.
+    The checkpoint ``model.pt`` is always kept; one over :data:`MAX_CHECKPOINT_MB` is listed in
+    the folder's ``.gitignore`` (not committed) and the record says so.
 
     Args:
         model: a trained :class:`~densitybench.models.DensityModel` (its best weights).
@@ -184,7 +190,16 @@ def record_run(
         seed: the run's seed (also seeds sampling).
         n_samples: samples drawn for the grid and the neighbour check.
         extra: further fields for ``metrics.json``.
+        spec: the :class:`~densitybench.runs.RunSpec` of the run (recorded with its key).
+        artifacts: arrays saved to ``artifacts.npz`` for later analysis.
+
+    Raises:
+        ValueError: a number of the record is not finite (nothing is marked done).
     """
+    import matplotlib.pyplot as plt
+
+    from . import atomic
+
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     device = model.device
@@ -195,43 +210,51 @@ def record_run(
         test = nll_summary(model, data, "test")
         if config.get("valid_nll", True):  # False where one more pass is too costly (IWAE with k = 5000)
             valid = nll_summary(model, data, "valid")
+    bad = [k for part in (test, valid) for k, v in part.items() if v is not None and not math.isfinite(v)]
+    if bad:
+        raise ValueError(f"run {run_dir.name}: {', '.join(bad)} not finite ({test}); no record written")
 
     g = torch.Generator(device=device).manual_seed(seed)
     t0 = time.perf_counter()
     samples = model.sample(n_samples, generator=g).cpu()
     sample_seconds = time.perf_counter() - t0
     samples_img = to_image(samples, data, continuous)
-    np.save(run_dir / "samples.npy", samples_img.numpy().astype(np.float16))
+    atomic.save_numpy(run_dir / "samples.npy", samples_img.numpy().astype(np.float16))
 
     nn = neighbour_check(samples_img, data, seed=seed)
     title = config.get("label", config.get("model", ""))
     fig = plots.image_grid(samples_img, title=f"{title}: samples")
-    fig.savefig(run_dir / "samples.png", dpi=100, bbox_inches="tight")
+    atomic.save_figure(fig, run_dir / "samples.png", dpi=100, bbox_inches="tight")
     fig = plots.neighbour_pairs(samples_img, nn["train"][nn["sample_index"]], nn["sample_distances"], nn["metric"])
-    fig.savefig(run_dir / "neighbours.png", dpi=100, bbox_inches="tight")
+    atomic.save_figure(fig, run_dir / "neighbours.png", dpi=100, bbox_inches="tight")
     fig = plots.distance_histogram(nn["sample_distances"], nn["test_distances"], nn["metric"], title=title)
-    fig.savefig(run_dir / "nn_distances.png", dpi=100, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
+    atomic.save_figure(fig, run_dir / "nn_distances.png", dpi=100, bbox_inches="tight")
     plt.close("all")
 
     ckpt = run_dir / "model.pt"
-    models.save(model, ckpt)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    atomic.save_torch(ckpt, {"hparams": model.hparams, "state_dict": state})
     size_mb = ckpt.stat().st_size / 2**20
-    checkpoint = {"path": "model.pt", "size_mb": round(size_mb, 2)}
-    if size_mb > MAX_CHECKPOINT_MB:
-        ckpt.unlink()
-        checkpoint = {"path": None, "size_mb": round(size_mb, 2),
-                      "note": f"not kept: larger than {MAX_CHECKPOINT_MB:g} MB; rerun the config to rebuild it"}
+    committed = size_mb <= MAX_CHECKPOINT_MB
+    checkpoint = {"path": "model.pt", "size_mb": round(size_mb, 2), "committed": committed}
+    if not committed:
+        atomic.write_text(run_dir / ".gitignore", "# over the committed checkpoint size; kept in the run store\nmodel.pt\n")
+        checkpoint["note"] = (f"not committed: larger than {MAX_CHECKPOINT_MB:g} MB; kept in the run store where it "
+                              f"was trained; retrain the run to rebuild it elsewhere")
         n_judge = int(config.get("n_judge_samples") or 0)
-        if n_judge:  # the samples chapter judges such a run from stored samples instead
+        if n_judge:  # the samples chapter judges such a run from stored samples where the checkpoint is absent
             more = draw_samples(model, n_judge, torch.Generator(device=device).manual_seed(seed + 1))
-            np.save(run_dir / "judge_samples.npy", to_image(more, data, continuous).numpy().astype(np.float16))
+            atomic.save_numpy(run_dir / "judge_samples.npy", to_image(more, data, continuous).numpy().astype(np.float16))
             checkpoint["judge_samples"] = n_judge
+    if artifacts:
+        atomic.save_npz(run_dir / "artifacts.npz", **artifacts)
 
     anchor = anchors.get(config.get("anchor"))
+    epochs = list(history.epochs)
+    stop_reason = getattr(history, "stop_reason", None)
     record = {
         "run": run_dir.name,
+        "key": spec.key if spec is not None else None,
         "model": config.get("model"),
         "label": config.get("label", config.get("model")),
         "dataset": data.name,
@@ -253,12 +276,14 @@ def record_run(
         "sample_seconds": float(sample_seconds),
         "sample_seconds_per_image": float(sample_seconds / n_samples),
         "n_samples": n_samples,
-        "epochs": len(history.epochs),
+        "epochs": len(epochs),
         "best_epoch": history.best_epoch,
+        "stop_reason": stop_reason,
+        "still_improving": _still_improving(epochs),
         "stopped_early": history.stopped_early,
         "stopped_by_budget": getattr(history, "stopped_by_budget", False),
         "max_seconds": config.get("max_seconds"),
-        "history": history.epochs,
+        "history": epochs,
         "nearest_neighbour": {
             "metric": nn["metric"],
             "samples": metrics.quantiles(nn["sample_distances"].numpy()),
@@ -268,13 +293,46 @@ def record_run(
         "anchor": anchor,
         "protocol_note": config.get("protocol_note"),
         "seed": seed,
+        "spec": spec.to_json() if spec is not None else None,
         "config": config,
         "checkpoint": checkpoint,
         **provenance(device),
         **(extra or {}),
     }
-    (run_dir / "metrics.json").write_text(json.dumps(record, indent=2, default=_jsonable) + "\n")
+    atomic.write_json(run_dir / "metrics.json", record, default=_jsonable)
     return record
+
+
+def _still_improving(epochs: list[dict]) -> bool | None:
+    from .train import still_improving
+
+    return still_improving(epochs) if epochs else None
+
+
+def record_spec_run(model, data: data_mod.ImageData, history, run_dir, spec) -> dict:
+    """The record of a run of the store: its model's own final step (:meth:`finalize`, e.g. a
+    GAN's Parzen width chosen on validation), its extra test numbers and artifacts, then
+    :func:`record_run` with the spec's settings."""
+    from .runs import EVALUATION_DEFAULTS, OPTION_DEFAULTS, TRAIN_DEFAULTS
+
+    valid_x = model_input(model, data.split("valid"), data.n_levels)
+    test_x = model_input(model, data.split("test"), data.n_levels)
+    extra = {}
+    hook = getattr(model, "finalize", None)
+    if hook is not None:
+        extra.update(hook(model_input(model, data.split("train"), data.n_levels, seed=spec.seed), valid_x) or {})
+    hook = getattr(model, "evaluation_extras", None)
+    if hook is not None:
+        extra.update(hook(test_x) or {})
+    hook = getattr(model, "artifacts", None)
+    arts = hook() if hook is not None else {}
+    opts = {**OPTION_DEFAULTS, **spec.options}
+    config = {**TRAIN_DEFAULTS, **spec.train, **EVALUATION_DEFAULTS, **spec.evaluation, **opts,
+              "model": spec.model, "hyperparameters": spec.hparams, "seed": spec.seed, "dataset": spec.dataset,
+              "label": spec.label or spec.name, "anchor": spec.anchor, "protocol_note": spec.protocol_note,
+              "chapter": spec.chapter}
+    return record_run(model, data, history, run_dir, config, seed=spec.seed, n_samples=opts["n_samples"],
+                      extra=extra, spec=spec, artifacts=arts)
 
 
 def _protocol(model, data) -> str:
@@ -303,8 +361,9 @@ def reevaluate(run_dir: str | os.PathLike, data_dir=None) -> dict:
     """Reload a run's checkpoint, recompute its test NLL and compare with ``metrics.json``."""
     run_dir = Path(run_dir)
     rec = json.loads((run_dir / "metrics.json").read_text())
-    if not (rec.get("checkpoint") or {}).get("path"):
-        raise FileNotFoundError(f"{run_dir}: no checkpoint was kept ({rec.get('checkpoint')})")
+    ck = (rec.get("checkpoint") or {}).get("path")
+    if not ck or not (run_dir / ck).is_file():
+        raise FileNotFoundError(f"{run_dir}: no checkpoint here ({rec.get('checkpoint')}); retrain the run to rebuild it")
     model = models.load(run_dir / rec["checkpoint"]["path"])
     data = data_mod.load(rec["dataset"], data_dir)
     now = nll_summary(model, data, "test")

@@ -1,23 +1,44 @@
-"""One training loop for every model.
+"""One training loop for every model, resumable after a kill.
 
-Gradient-trained models: Adam, minibatches, early stopping on the validation NLL with
+Gradient-trained models: Adam, minibatches, early stopping on the validation criterion with
 patience, the best weights restored. Models fitted in closed form or by EM
 (``trained_by_gradient = False``) are delegated to their own ``fit_closed_form`` with the
 same arguments, and return the same per-epoch history.
+
+Resuming. Given a ``checkpoint`` path, :func:`fit` writes its whole state there atomically at
+the end of every epoch and every ``checkpoint_seconds`` within an epoch: the model (its
+counters included, see the models' state dicts), the optimisers and schedulers, the epoch and
+the step within it with that epoch's shuffling, the running loss, the best weights and best
+validation value, the patience counter, the training time spent, the history, and every
+random state (Python, NumPy, torch and the shuffling generator). Started again with the same
+arguments, it resumes from that state, so a run killed at any point ends, on the same CPU,
+with weights and numbers bitwise identical to an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import math
+import os
 import random
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from . import atomic
 from .data import DEQUANTIZATION_SEED, dequantize as dequantize_levels
 from .models.base import DensityModel
+
+#: why training stopped, as records state it
+STOP_REASONS = ("patience", "epoch_cap", "time_budget", "converged", "iteration_cap")
+
+
+class TrainingDiverged(FloatingPointError):
+    """A training loss or a validation value was not finite."""
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -37,7 +58,11 @@ def seed_everything(seed: int) -> torch.Generator:
 
 @dataclass
 class History:
-    """Per-epoch record: ``epoch``, ``train_loss``, ``valid_loss``, ``seconds`` (and more)."""
+    """Per-epoch record: ``epoch``, ``train_loss``, ``valid_loss``, ``seconds`` (and more).
+
+    ``stop_reason`` is one of :data:`STOP_REASONS`; ``improving`` says whether the
+    validation value was still falling over the last epochs (see :func:`still_improving`).
+    """
 
     epochs: list[dict] = field(default_factory=list)
     best_epoch: int = 0
@@ -45,6 +70,11 @@ class History:
     train_seconds: float = 0.0
     stopped_early: bool = False
     stopped_by_budget: bool = False
+    stop_reason: str | None = None
+
+    @property
+    def improving(self) -> bool:
+        return still_improving(self.epochs)
 
     def as_dict(self) -> dict:
         return {
@@ -54,7 +84,17 @@ class History:
             "train_seconds": self.train_seconds,
             "stopped_early": self.stopped_early,
             "stopped_by_budget": self.stopped_by_budget,
+            "stop_reason": self.stop_reason,
+            "improving": self.improving,
         }
+
+
+def still_improving(epochs: list[dict], window: int = 5) -> bool:
+    """Whether the best validation value of the last ``window`` epochs beats every earlier one."""
+    values = [e["valid_loss"] for e in epochs]
+    if len(values) <= window:
+        return len(values) > 0
+    return min(values[-window:]) < min(values[:-window])
 
 
 @torch.no_grad()
@@ -70,6 +110,41 @@ def mean_nll(model: DensityModel, x: torch.Tensor, batch_size: int = 1000, devic
     finally:
         model.train(was_training)
     return total / x.shape[0]
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def _rng_states(g: torch.Generator) -> dict:
+    out = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+           "shuffle": g.get_state()}
+    if torch.cuda.is_available():
+        out["cuda"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def _set_rng_states(states: dict, g: torch.Generator) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    g.set_state(states["shuffle"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def write_progress(path: Path, state: dict) -> None:
+    """A small JSON beside the checkpoint, for listing a partial run without loading it."""
+    atomic.write_json(path, {"epoch": state["epoch"], "step": state["step"], "elapsed_seconds": state["elapsed"],
+                             "best_epoch": state["best_epoch"],
+                             "best_valid": state["best_valid"] if math.isfinite(state["best_valid"]) else None})
+
+
+def progress_path(checkpoint: str | os.PathLike) -> Path:
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.stem + ".progress.json")
+
+
+# --------------------------------------------------------------------------- training
 
 
 def fit(
@@ -91,36 +166,52 @@ def fit(
     device: str | torch.device | None = "auto",
     progress: bool = True,
     valid_fn=None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_seconds: float = 300.0,
+    name: str | None = None,
 ) -> History:
     """Train ``model`` on ``train`` with early stopping on ``valid``.
 
     Args:
         model: a :class:`DensityModel`; trained in place (moved to ``device``).
         train, valid: tensors ``(N, *data_shape)`` in the model's support.
-        epochs: most passes over ``train``.
+        epochs: most passes over ``train`` (at least 1).
         batch_size, lr, weight_decay: Adam's settings.
         lr_step, lr_gamma: multiply the learning rate by ``lr_gamma`` every ``lr_step``
             epochs (no schedule when None).
-        patience: epochs without a better validation NLL before stopping.
+        patience: epochs without a better validation value before stopping.
         clip_grad_norm: clip the gradient's norm to this value (none when None).
         dequantize: for a continuous model of ``K``-level data, ``K``: ``train`` and
             ``valid`` hold the levels; every training minibatch is dequantized afresh as
             ``(x + u) / K`` and ``valid`` once with the fixed seed
             :data:`densitybench.data.DEQUANTIZATION_SEED`. A model fitted in closed form
             gets one draw of ``train`` seeded by ``seed`` and the same ``valid`` draw.
-        max_seconds: a wall-clock budget: no epoch starts once this many seconds of
-            training have passed (the history says so with ``stopped_by_budget``).
+        max_seconds: a wall-clock budget of training time, checked after every optimiser
+            step: once spent, the epoch in progress ends there, is validated, and training
+            stops (``stop_reason == "time_budget"``).
         seed: seeds the shuffling and the model's own randomness.
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
         progress: show a tqdm bar over epochs.
-        valid_fn: ``valid_fn(model, valid) -> float``, the validation criterion
-            (default: the mean NLL of ``valid``; a model without a likelihood passes its own).
+        valid_fn: ``valid_fn(model, valid) -> float``, the validation criterion (default:
+            the model's own :meth:`~DensityModel.validation_criterion` when it has one, else
+            the mean NLL of ``valid``).
+        checkpoint: where the resumable state is written (and resumed from when present).
+        checkpoint_seconds: also write it within an epoch after this many seconds.
+        name: the run's name, for error messages.
 
     Returns:
         The :class:`History`; the model holds the weights of the best validation epoch.
+
+    Raises:
+        ValueError: ``epochs < 1``.
+        TrainingDiverged: a training loss or validation value is not finite; the message
+            names the run, the epoch and the last finite values.
     """
     from tqdm import tqdm
 
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    label = name or type(model).__name__
     dev = resolve_device(device)
     model.to(dev)
     history = History()
@@ -133,49 +224,132 @@ def fit(
         history.train_seconds = time.perf_counter() - t0
         best = min(history.epochs, key=lambda e: e["valid_loss"])
         history.best_epoch, history.best_valid = best["epoch"], best["valid_loss"]
+        history.stop_reason = getattr(model, "stop_reason", None) or "converged"
+        _check_finite(label, history.epochs)
         return history
 
-    valid_fn = valid_fn or (lambda m, v: mean_nll(m, v, device=dev))
+    if valid_fn is None:
+        def valid_fn(m, v):  # the model's own criterion where it declares one, else the mean NLL
+            own = getattr(m, "validation_criterion", None)
+            value = own(v) if own is not None else None
+            return mean_nll(m, v, device=dev) if value is None else value
     g = seed_everything(seed)
     if dequantize:
         valid = dequantize_levels(valid, dequantize, torch.Generator().manual_seed(DEQUANTIZATION_SEED))
     optimizers = model.configure_optimizers(lr, weight_decay)
     scheds = [torch.optim.lr_scheduler.StepLR(o, lr_step, lr_gamma) for o in optimizers] if lr_step else []
-    best_state, bad = None, 0
-    t_start = time.perf_counter()
-    bar = tqdm(range(1, epochs + 1), desc=type(model).__name__, disable=not progress, mininterval=2)
-    for epoch in bar:
-        t0 = time.perf_counter()
+    state = {"epoch": 0, "step": 0, "perm": None, "total": 0.0, "count": 0, "best_state": None,
+             "best_valid": float("inf"), "best_epoch": 0, "bad": 0, "elapsed": 0.0, "history": [],
+             "epoch_seconds": 0.0, "stop_reason": None}
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    if ckpt is not None and ckpt.is_file():
+        saved = torch.load(ckpt, map_location=dev, weights_only=False)
+        model.load_state_dict(saved["model"])
+        for o, s in zip(optimizers, saved["optimizers"]):
+            o.load_state_dict(s)
+        for sc, s in zip(scheds, saved["schedulers"]):
+            sc.load_state_dict(s)
+        _set_rng_states(saved["rng"], g)
+        state.update({k: saved[k] for k in state})
+
+    def save() -> None:
+        if ckpt is None:
+            return
+        atomic.save_torch(ckpt, {"model": model.state_dict(), "optimizers": [o.state_dict() for o in optimizers],
+                     "schedulers": [s.state_dict() for s in scheds], "rng": _rng_states(g), **state})
+        write_progress(progress_path(ckpt), state)
+
+    n_train = train.shape[0]
+    t_mark = time.perf_counter()  # elapsed training time = state["elapsed"] + (now - t_mark)
+
+    def elapsed() -> float:
+        return state["elapsed"] + time.perf_counter() - t_mark
+
+    last_save = time.perf_counter()
+    bar = tqdm(total=epochs, initial=state["epoch"], desc=label, disable=not progress, mininterval=2)
+    last_finite = {"train": None, "valid": None}
+    for e in state["history"]:
+        last_finite = {"train": e["train_loss"], "valid": e["valid_loss"]}
+    while state["stop_reason"] is None and state["epoch"] < epochs:
+        epoch = state["epoch"] + 1
+        if state["perm"] is None:  # a new epoch: its shuffling, drawn from the run's generator
+            state["perm"] = torch.randperm(n_train, generator=g)
+            state["step"], state["total"], state["count"], state["epoch_seconds"] = 0, 0.0, 0, 0.0
+        t_epoch = time.perf_counter() - state["epoch_seconds"]
         model.train()
-        total, count = 0.0, 0
-        for idx in torch.randperm(train.shape[0], generator=g).split(batch_size):
+        batches = state["perm"].split(batch_size)
+        out_of_time = False
+        for i in range(state["step"], len(batches)):
+            idx = batches[i]
             x = train[idx]
             if dequantize:
                 x = dequantize_levels(x, dequantize, g)
             loss = model.training_step(x.to(dev), optimizers, clip_grad_norm)
+            if not math.isfinite(loss):
+                raise TrainingDiverged(
+                    f"run {label}: the training loss is {loss} at epoch {epoch}, step {i + 1}; last finite values: "
+                    f"training loss {last_finite['train']}, validation {last_finite['valid']}")
             model.after_step()
-            total += loss * len(idx)
-            count += len(idx)
+            state["total"] += loss * len(idx)
+            state["count"] += len(idx)
+            state["step"] = i + 1
+            if max_seconds is not None and elapsed() >= max_seconds:
+                out_of_time = True
+                break
+            if ckpt is not None and time.perf_counter() - last_save >= checkpoint_seconds and i + 1 < len(batches):
+                state["epoch_seconds"] = time.perf_counter() - t_epoch
+                state["elapsed"], t_mark = elapsed(), time.perf_counter()
+                save()
+                last_save = time.perf_counter()
         for sched in scheds:
             sched.step()
-        v = valid_fn(model, valid)
-        history.epochs.append(
-            {"epoch": epoch, "train_loss": total / count, "valid_loss": v, "seconds": time.perf_counter() - t0}
-        )
-        bar.set_postfix(train=f"{total / count:.2f}", valid=f"{v:.2f}")
-        if v < history.best_valid:
-            history.best_valid, history.best_epoch, bad = v, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
+        v = float(valid_fn(model, valid))
+        train_loss = state["total"] / state["count"]
+        if not math.isfinite(v):
+            raise TrainingDiverged(
+                f"run {label}: the validation value is {v} after epoch {epoch}; last finite values: "
+                f"training loss {train_loss}, validation {last_finite['valid']}")
+        last_finite = {"train": train_loss, "valid": v}
+        row = {"epoch": epoch, "train_loss": train_loss, "valid_loss": v,
+               "seconds": time.perf_counter() - t_epoch, "elapsed_seconds": elapsed()}
+        if state["step"] < len(batches):
+            row["steps"], row["partial"] = state["step"], True
+        state["history"].append(row)
+        state["epoch"], state["perm"], state["step"] = epoch, None, 0
+        bar.update(1)
+        bar.set_postfix(train=f"{train_loss:.2f}", valid=f"{v:.2f}")
+        if v < state["best_valid"]:
+            state["best_valid"], state["best_epoch"], state["bad"] = v, epoch, 0
+            state["best_state"] = copy.deepcopy(model.state_dict())
         else:
-            bad += 1
-            if bad >= patience:
-                history.stopped_early = True
-                break
-        if max_seconds is not None and time.perf_counter() - t_start >= max_seconds and epoch < epochs:
-            history.stopped_by_budget = True
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+            state["bad"] += 1
+            if state["bad"] >= patience:
+                state["stop_reason"] = "patience"
+        if state["stop_reason"] is None:
+            if out_of_time or (max_seconds is not None and elapsed() >= max_seconds and epoch < epochs):
+                state["stop_reason"] = "time_budget"
+            elif epoch >= epochs:
+                state["stop_reason"] = "epoch_cap"
+        state["elapsed"], t_mark = elapsed(), time.perf_counter()
+        save()
+        last_save = time.perf_counter()
+    bar.close()
+    if state["best_state"] is not None:
+        model.load_state_dict(state["best_state"])
     model.eval()
-    history.train_seconds = time.perf_counter() - t_start
+    history.epochs = state["history"]
+    history.best_epoch, history.best_valid = state["best_epoch"], state["best_valid"]
+    history.train_seconds = state["elapsed"]
+    history.stop_reason = state["stop_reason"]
+    history.stopped_early = state["stop_reason"] == "patience"
+    history.stopped_by_budget = state["stop_reason"] == "time_budget"
     return history
+
+
+def _check_finite(label: str, epochs: list[dict]) -> None:
+    last = None
+    for e in epochs:
+        for k in ("train_loss", "valid_loss"):
+            if not math.isfinite(e[k]):
+                raise TrainingDiverged(f"run {label}: {k} is {e[k]} at epoch {e['epoch']}; last finite values: {last}")
+        last = {k: e[k] for k in ("train_loss", "valid_loss")}
