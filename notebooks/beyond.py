@@ -26,27 +26,25 @@
 # on every binary dataset.
 #
 # This page was executed with the profile and parameters in the next cell; every number in
-# the text comes from that execution and the runs it trained or gathered (the last table
-# gives each run's folder, commit and time).
+# the text comes from that execution and the runs it read (the last table gives each run's
+# folder, commit and time).
 
 # %% tags=["parameters"]
-profile = "mnist"  # smoke | mnist | uci | atari | caltech | fashion: fixes every setting below that is None
-uci = None  # UCI binary datasets, e.g. ["adult", "mushrooms"]
-atari = None  # Atari frame datasets, e.g. ["atari_space_invaders", "atari_breakout"]
-images = None  # further binary image datasets, e.g. ["caltech101_silhouettes"]
-levels = None  # 8-bit image datasets for PCA + GMM in bits/dim, e.g. ["fashion_mnist"]
+profile = "mnist"  # smoke | mnist | uci | atari | caltech | fashion: defines the runs and this page's settings
+uci = None  # UCI binary datasets shown, e.g. ["adult", "mushrooms"]; None: the profile's
+atari = None  # Atari frame datasets shown, e.g. ["atari_space_invaders", "atari_breakout"]; None: the profile's
+images = None  # further binary image datasets shown, e.g. ["caltech101_silhouettes"]; None: the profile's
+levels = None  # 8-bit image datasets for PCA + GMM in bits/dim, e.g. ["fashion_mnist"]; None: the profile's
 image_folder = None  # a folder of your own images (e.g. anime faces; relative: inside the data directory)
 image_size = 64  # the folder's images are resized to image_size x image_size, greyscale
-epochs = None  # most epochs of every gradient-trained model; early stopping on the validation NLL
-device = "auto"  # cpu | cuda | auto
-seed = 0
-results_dir = None  # where the runs are written (relative to the repository); None: results/<profile>
+device = "auto"  # cpu | cuda | auto: where a missing run is trained
+seed = 0  # the seed of the runs shown
+results_dir = None  # the profile's results (relative to the repository); None: results/<profile>
 data_dir = None  # None: $DENSITYBENCH_DATA, else <repo>/data
-collect = None  # profiles whose finished runs this page reuses instead of training them again, e.g. ["atari"]; None: the profile's
-train_missing = None  # train the runs not found there (False: list their datasets as not run); None: the profile's
+collect = None  # profiles whose runs this page reads instead of its own plan's, e.g. ["atari"]; None: the profile's
+train_missing = None  # train the runs not found (False: list their datasets as not run); None: the profile's
 
 # %%
-import dataclasses
 import math
 from pathlib import Path
 
@@ -56,25 +54,25 @@ import pandas as pd
 from IPython.display import Image, display
 from myst_nb import glue
 
-from densitybench import anchors, data, paths, plots, study, train
-from densitybench.models.mixtures import principal_dimension
+from densitybench import beyond, data, paths, plots, report, study
 
-cfg = study.config("beyond", profile, uci=uci, atari=atari, images=images, levels=levels, epochs=epochs,
-                   collect=collect, train_missing=train_missing)
-out = paths.resolve(results_dir, profile) / "beyond"  # a folder of its own: not part of the MNIST tables
-sources = [out.parent.parent / p / "beyond" for p in cfg["collect"]]  # the group profiles' run folders
-dev = train.resolve_device(device)
+cfg = study.config("beyond", profile, uci=uci, atari=atari, images=images, levels=levels, collect=collect,
+                   train_missing=train_missing)
+out = paths.resolve(results_dir, profile)
+gathering = beyond.Gathering(profile, cfg, results_root=out.parent, seed=seed, device=device, data_dir=data_dir)
 pd.set_option("display.max_colwidth", None)
 if not cfg["collect"]:
-    source = "trains every run it shows"
+    source = ("reads the runs of its profile's plan from the profile's run store"
+              + (", training first those not finished there" if gathering.train_missing else
+                 " (a dataset whose runs are not finished is listed as not run, with the command that runs it)"))
 else:
     profiles = " and ".join([", ".join(cfg["collect"][:-1]), cfg["collect"][-1]] if len(cfg["collect"]) > 1
                             else cfg["collect"])
     source = (f"{'reuses' if cfg['train_missing'] else 'trains nothing: it gathers'} the finished runs that the "
-              f"profiles {profiles} wrote, each checked to have exactly this page's model, hyperparameters, seed "
-              "and training settings" + (", and trains the runs not found there" if cfg["train_missing"] else
-                                         " (a dataset whose runs are absent is listed as not run, with the command "
-                                         "that runs it)"))
+              f"profiles {profiles} planned and wrote, each checked to hold exactly the run its plan defines "
+              "(model, hyperparameters, dataset, seed and training settings)" +
+              (", and trains the runs not found there" if cfg["train_missing"] else
+               " (a dataset whose runs are absent is listed as not run, with the command that runs it)"))
 glue("beyond_source", source, display=False)
 cfg
 
@@ -85,8 +83,8 @@ cfg
 # ## The data
 #
 # Every dataset comes from the registry with its content checked. A dataset whose files are
-# not in the data directory is listed as missing, with the command that fetches it, and left
-# out of the tables rather than replaced by anything else.
+# not in the data directory is listed as not run (data not available), with the command that
+# fetches it, and left out of the tables rather than replaced by anything else.
 
 # %%
 loaded, missing = {}, {}
@@ -98,18 +96,19 @@ def get(name):
             loaded[name] = data.load(name, data_dir)
         return loaded[name]
     except data.DataMissingError as err:
-        missing[name] = str(err).splitlines()[0]
+        missing[name] = f"{str(err).splitlines()[0]} Get it with `{beyond.fetch_command(err, name)}`."
         return None
 
 
 groups = {g: [n for n in cfg[g] if get(n) is not None] for g in ("uci", "atari", "images", "levels")}
+folder_runs = {}
 if image_folder is not None:  # greyscale, resized, binarized at level 128, added to the binary images
-    where = Path(image_folder).expanduser()
-    where = where if where.is_absolute() else paths.data_dir(data_dir) / where
-    folder = data.load_image_folder(where, size=(image_size, image_size), binarize=128, seed=seed)
-    folder = dataclasses.replace(folder, name=f"image_folder-{where.name}")  # a name that can prefix a run folder
-    loaded[folder.name] = folder
-    groups["images"].append(folder.name)
+    name = data.image_folder_name(image_folder, size=(image_size, image_size), binarize=128, seed=seed)
+    folder = data.load(name, data_dir)
+    stem = beyond.folder_stem(Path(image_folder).expanduser())  # a name that can prefix a run folder
+    loaded[stem] = folder
+    groups["images"].append(stem)
+    folder_runs[stem] = beyond.folder_specs(stem, name, folder.split("train"), cfg, seed=seed)
 rows = [{"dataset": n, "group": g, "kind": loaded[n].kind, "D": loaded[n].n_dims, **loaded[n].sizes()}
         for g, names in groups.items() for n in names]
 display(pd.DataFrame(rows).set_index("dataset") if rows else "no dataset available")
@@ -119,14 +118,19 @@ for g, names in groups.items():
 print("missing:", missing or "none")
 
 # %% [markdown]
-# ## The models and their one set of settings
+# ## The runs and their one set of settings
 #
-# Every gradient-trained model uses Adam with learning rate {glue:text}`beyond_lr`, minibatches
+# The runs of this page are defined by the plans of the profiles (one run per model, dataset
+# and number of mixture components), each kept in its profile's run store. Every
+# gradient-trained model uses Adam with learning rate {glue:text}`beyond_lr`, minibatches
 # of {glue:text}`beyond_batch_size`, at most {glue:text}`beyond_epochs` epochs ({glue:text}`beyond_budget`) and early stopping
 # on the validation NLL (patience {glue:text}`beyond_patience`), the best epoch's weights kept;
 # none of these is tuned per dataset. One disclosure: the patience was first 20 with at most 500
 # epochs; it was raised after we saw that mask sampling on mushrooms stopped at a test NLL of
 # 10.7 nats (10.0 with patience 60), so that one setting was chosen with the test set in view.
+# Why the runs stopped (*patience*: no better validation NLL for that many epochs; *epoch cap*:
+# the last epoch reached; *time budget*: the budget spent; *converged* or *iteration cap*: EM's
+# own end): {glue:text}`beyond_stops`; each run's reason is in the last table.
 #
 # - **MADE, the seed's settings**: one hidden layer of {glue:text}`beyond_made_hidden` units,
 #   {glue:text}`beyond_made_masks` mask sets with random orderings cycled every 20 steps
@@ -151,101 +155,24 @@ print("missing:", missing or "none")
 #   NLL, and never better than the discrete model it induces.
 
 # %%
-glue("beyond_lr", f"{cfg['lr']:g}", display=False)
-glue("beyond_batch_size", cfg["batch_size"], display=False)
-glue("beyond_epochs", cfg["epochs"], display=False)
-glue("beyond_budget", f"and no epoch started after {cfg['max_seconds']:g} s of training, a CPU budget"
-     if cfg.get("max_seconds") else "no time limit", display=False)
-glue("beyond_patience", cfg["patience"], display=False)
-glue("beyond_made_hidden", " x ".join(map(str, cfg["made"]["hidden_sizes"])), display=False)
-glue("beyond_made_masks", cfg["made_masks"]["n_masks"], display=False)
-glue("beyond_nade_hidden", cfg["nade"]["hidden_size"], display=False)
-glue("beyond_mob_grid", ", ".join(map(str, cfg["mob_components"])), display=False)
-glue("beyond_em_steps", f"at most {cfg['pca_max_iter']} EM steps" + "".join(
-    f"; {k}: at most {v}" for k, v in cfg["pca_max_iter_of"].items()) + (
-    ", a CPU budget under which EM may stop before it converges; the table of PCA + GMM fits says whether it did"
-    if cfg["pca_max_iter_of"] else ""), display=False)
-
-records = {}
-LABEL = {"made_masks": "MADE, seed settings (mask sampling)", "made": "MADE, 1 mask", "nade": "NADE",
-         "fvsbn": "FVSBN", "mob": "mixture of Bernoullis", "pca_gmm": "PCA + GMM (dequantized bound)"}
-
-
-def fit(name, kind, ds, hp, label, anchor=None, note=None):
-    """Train one run (``<dataset>-<name>``) with the page's settings, or, when the profile
-    reuses runs, find it among the runs of the profiles in ``collect``; keep its record and folder."""
-    model_name = {"made_masks": "made", "mob": "bernoulli_mixture"}.get(kind, kind)
-    run, rec = f"{ds.name}-{name}", None
-    if cfg["collect"] and not ds.name.startswith("image_folder"):  # the reader's own folder is always trained
-        try:
-            rec, where = study.find_run(run, model_name, hp, ds.name, cfg, sources, seed=seed)
-            print(f"{run}: reused from {paths.relative_to_repo(where.parent)}")
-        except study.RunNotFound:
-            if not cfg["train_missing"]:
-                raise
-    if rec is None:
-        _, rec = study.train_run(run, model_name, hp, ds, cfg, out, seed=seed, device=dev, label=label,
-                                 anchor=anchor, protocol_note=note)
-        where = out / run
-    records[run] = {**rec, "kind": kind, "dir": where}
+uci_runs = gathering.group(groups["uci"], beyond.GROUP_KINDS["uci"])
+atari_runs = gathering.group(groups["atari"], beyond.GROUP_KINDS["atari"])
+image_runs = {**gathering.group([n for n in groups["images"] if n not in folder_runs], beyond.GROUP_KINDS["images"]),
+              **{n: gathering.own(n, specs, beyond.GROUP_KINDS["images"]) for n, specs in folder_runs.items()}}
+level_runs = gathering.group(groups["levels"], beyond.GROUP_KINDS["levels"])
+groups = {"uci": list(uci_runs), "atari": list(atari_runs), "images": list(image_runs), "levels": list(level_runs)}
+binary = {**uci_runs, **atari_runs, **image_runs}  # name -> its runs, on every binary dataset
+chosen = {name: {kind: r.record for kind, r in d.chosen.items()} for name, d in binary.items()}  # the records shown
+every = gathering.every_run()
+for run, r in every.items():
+    rec = r.record
     print(f"{run}: valid {rec['valid_nll_nats']:.2f}, test {rec['test_nll_nats']:.2f} ± {rec['test_nll_se']:.2f} "
-          f"nats, {rec['train_seconds']:.0f} s, best epoch {rec['best_epoch']} of {rec['epochs']}")
-    return records[run]
+          f"nats, {rec['train_seconds']:.0f} s, best epoch {rec['best_epoch']} of {rec['epochs']} "
+          f"({rec['stop_reason'].replace('_', ' ')})")
 
-
-def fit_on_validation(kind, ds, grid, make_hp, label, anchor=None):
-    """Fit one run per value of ``grid``; return the record with the best validation NLL."""
-    recs = [fit(f"{kind}{k}", kind, ds, make_hp(k), f"{label}, K = {k}", anchor=anchor) for k in grid]
-    return min(recs, key=lambda r: r["valid_nll_nats"])
-
-
-def em_steps(ds):
-    """The most EM steps of PCA + GMM on ``ds`` (fewer on the largest datasets of a CPU profile)."""
-    return cfg["pca_max_iter_of"].get(ds.name, cfg["pca_max_iter"])
-
-
-def em_outcome(r):
-    """A PCA + GMM record's EM steps and whether EM converged."""
-    return {"EM steps": r["history"][-1]["epoch"], "converged": r["history"][-1]["converged"]}
-
-
-def baselines(ds, pca_grid, mob_anchor=None):
-    """The mixture of Bernoullis and PCA + GMM, each with K chosen on validation; the PCA
-    dimension keeps ``pca_variance`` of the variance of the binary training images."""
-    mob = fit_on_validation("mob", ds, cfg["mob_components"],
-                            lambda k: dict(n_components=k, max_iter=cfg["mob_max_iter"], seed=seed),
-                            "mixture of Bernoullis", anchor=mob_anchor)
-    d = principal_dimension(ds.split("train"), cfg["pca_variance"])
-    pca = fit_on_validation("pca_gmm", ds, pca_grid,
-                            lambda k: dict(n_principal=d, n_components=k, max_iter=em_steps(ds), seed=seed),
-                            f"PCA({d} directions) + GMM")
-    return {"mob": mob, "pca_gmm": pca}
-
-
-def made_runs(ds, anchor=None):
-    """MADE with the seed's settings (mask sampling) and with one mask."""
-    return {
-        "made_masks": fit("made_masks", "made_masks", ds, {**cfg["made_masks"], "seed": seed}, LABEL["made_masks"],
-                          anchor=anchor("made_masks") if anchor else None),
-        "made": fit("made", "made", ds, {**cfg["made"], "seed": seed}, LABEL["made"],
-                    anchor=anchor("made") if anchor else None),
-    }
-
-
-chosen = {}  # dataset -> {model kind -> record}
-not_run = {}  # dataset -> why its runs are absent (pages that gather runs only)
-
-
-def runs_for(name, body):
-    """``body(dataset)``'s runs for ``name``, or, when a gathered run is absent, none: the
-    dataset is then listed as not run and left out of every table."""
-    try:
-        return body(loaded[name])
-    except study.RunNotFound as err:
-        group = study.beyond_profile(name)
-        how = f"run it with `densitybench study --profile {group}`" if group else "no group profile trains it"
-        not_run[name] = f"{how}; {err}"
-        return None
+for key, text in beyond.settings_text([r.spec for r in every.values()], cfg).items():
+    glue(f"beyond_{key}", text, display=False)
+glue("beyond_stops", beyond.stop_summary(every.values()) if every else "no run was read", display=False)
 
 # %% [markdown]
 # ## The UCI binary datasets
@@ -255,27 +182,7 @@ def runs_for(name, body):
 # beside each of ours is the published one for the same model and dataset.
 
 # %%
-UCI_KEY = {"made_masks": "made_masks", "made": "made", "nade": "nade", "fvsbn": "fvsbn", "mob": "mob"}
-
-
-def uci_anchor(name):
-    return lambda kind: (f"uci_{name}_{UCI_KEY[kind]}" if f"uci_{name}_{UCI_KEY[kind]}" in anchors.ANCHORS
-                         else None)
-
-
-def uci_runs(ds):
-    anchor = uci_anchor(ds.name)
-    c = made_runs(ds, anchor)
-    c["nade"] = fit("nade", "nade", ds, cfg["nade"], "NADE", anchor=anchor("nade"))
-    c["fvsbn"] = fit("fvsbn", "fvsbn", ds, {}, "FVSBN", anchor=anchor("fvsbn"))
-    c.update(baselines(ds, cfg["pca_components_uci"], mob_anchor=anchor("mob")))
-    return c
-
-
-for name in groups["uci"]:
-    if (c := runs_for(name, uci_runs)) is not None:
-        chosen[name] = c
-groups = {g: [n for n in names if n not in not_run] for g, names in groups.items()}
+LABEL = beyond.LABEL
 
 
 def pm(r):
@@ -341,22 +248,15 @@ glue("beyond_uci_within", f"{len(within)} of {3 * len(groups['uci'])}", display=
 # them.
 
 # %%
-for name in groups["atari"] + groups["images"]:
-    if (c := runs_for(name, lambda ds: {**made_runs(ds), **baselines(ds, cfg["pca_components_images"])})) is not None:
-        chosen[name] = c
-groups = {g: [n for n in names if n not in not_run] for g, names in groups.items()}
-
-
-
 def sample_panels(name, kinds=("made_masks", "made", "mob", "pca_gmm")):
     """Test images of ``name`` beside the first 36 samples of each model (drawn with the run's
     seed, not selected), each titled with its test NLL."""
     fig, axes = plt.subplots(1, 1 + len(kinds), figsize=(3.6 * (1 + len(kinds)), 4.2))
     plots.image_grid(loaded[name].test[:36].float(), title=f"{name}: test images", ax=axes[0])
     for ax, kind in zip(axes[1:], kinds):
-        r = chosen[name][kind]
-        s = np.load(r["dir"] / "samples.npy").astype(np.float32)[:36]
-        plots.image_grid(s, title=f"{LABEL[kind]}\n{pm(r)} nats", ax=ax)
+        run = binary[name].chosen[kind]
+        s = np.load(run.path("samples.npy")).astype(np.float32)[:36]
+        plots.image_grid(s, title=f"{LABEL[kind]}\n{pm(run.record)} nats", ax=ax)
     fig.tight_layout()
     plt.show()
 
@@ -373,11 +273,11 @@ for name in groups["atari"]:
 # %%
 for name in groups["atari"]:
     for kind in ("made_masks", "pca_gmm"):
-        r = chosen[name][kind]
-        nn = r["nearest_neighbour"]
+        run = atari_runs[name].chosen[kind]
+        nn = run.record["nearest_neighbour"]
         print(f"{name}, {LABEL[kind]}: median {nn['metric']} distance to the nearest training frame: "
               f"{nn['samples']['q50']:.2f} for a sample, {nn['test']['q50']:.2f} for a test frame")
-        display(Image(filename=str(r["dir"] / "neighbours.png"), width=700))
+        display(Image(filename=str(run.path("neighbours.png")), width=700))
 
 # %% [markdown]
 # ## Caltech-101 silhouettes and Fashion-MNIST
@@ -389,7 +289,7 @@ for name in groups["atari"]:
 # %%
 for name in groups["images"]:
     sample_panels(name)
-    em = em_outcome(chosen[name]["pca_gmm"])
+    em = beyond.em_outcome(chosen[name]["pca_gmm"])
     print(f"{name}, {chosen[name]['pca_gmm']['label']}: {em['EM steps']} EM steps, converged: {em['converged']}")
 
 # %% [markdown]
@@ -399,16 +299,11 @@ for name in groups["images"]:
 
 # %%
 level_rows = []
-for name in groups["levels"]:
-    r = runs_for(name, lambda ds: fit(
-        "pca_gmm", "pca_gmm", ds, dict(variance=cfg["pca_variance"], n_components=cfg["pca_components_images"][-1],
-                                       max_iter=em_steps(ds), seed=seed),
-        f"PCA({cfg['pca_variance']:g}) + GMM({cfg['pca_components_images'][-1]})"))
-    if r is None:
-        continue
+for name, found in level_runs.items():
+    r = found.record("pca_gmm")
     level_rows.append({"dataset": name, "model": r["label"],
                        "bits/dim": f"{r['bits_per_dim']:.4f} ± {r['bits_per_dim_se']:.4f}",
-                       "test NLL (nats)": pm(r), **em_outcome(r), "train (s)": round(r["train_seconds"])})
+                       "test NLL (nats)": pm(r), **beyond.em_outcome(r), "train (s)": round(r["train_seconds"])})
 display(pd.DataFrame(level_rows).set_index("dataset") if level_rows else "no 8-bit dataset in this profile")
 
 # %% [markdown]
@@ -455,11 +350,11 @@ glue("beyond_verdict", verdict, display=False)
 # %%
 gmm_rows = []
 for name, c in chosen.items():
-    r, hp = c["pca_gmm"], c["pca_gmm"]["config"]["hyperparameters"]
+    r, hp = c["pca_gmm"], binary[name].chosen["pca_gmm"].spec.hparams
     d, k = r["history"][-1]["n_principal"], hp["n_components"]
     gmm_rows.append({"dataset": name, "D": loaded[name].n_dims, "principal dims d": d, "K": k,
                      "train examples per component": round(len(loaded[name].train) / k),
-                     **em_outcome(r),
+                     **beyond.em_outcome(r),
                      "PCA + GMM bound (nats)": pm(r), "uniform, D ln 2 (nats)": round(loaded[name].n_dims * math.log(2), 2),
                      "_worse": r["test_nll_nats"] > loaded[name].n_dims * math.log(2)})
 gmm_table = pd.DataFrame(gmm_rows).set_index("dataset") if gmm_rows else pd.DataFrame()
@@ -471,18 +366,25 @@ glue("beyond_gmm_n_worse", f"{len(worse)} of {len(gmm_rows)}", display=False)
 # %% [markdown]
 # ## Where the numbers come from
 #
-# Every run shown on this page, with the folder of its record (`metrics.json`, checkpoint,
-# samples), the commit and time it was trained at and its device; then the datasets that are
-# absent: files not in the data directory, or (on a page that gathers runs) runs not yet made.
+# Every run read by this page (every number of components of a grid, the one chosen on
+# validation marked), with the run store it was read from (its folder holds `spec.json`,
+# `metrics.json`, the checkpoint and the samples), why training stopped, the commit and time it
+# was trained at and its device; then the datasets that are absent: files not in the data
+# directory, or runs not yet made.
 
 # %%
-prov = pd.DataFrame([{"run": run, "folder": paths.relative_to_repo(r["dir"].parent),
-                      "commit": (r.get("git_commit") or "unknown")[:10] + (" (dirty)" if r.get("git_dirty") else ""),
-                      "trained": r["timestamp"][:16],
-                      "device": r["device"], "train (s)": round(r["train_seconds"])} for run, r in records.items()])
+shown_runs = {r.folder.name for d in gathering.shown.values() for r in d.chosen.values()}
+prov = pd.DataFrame([{"run": run, "store": paths.relative_to_repo(r.folder.parent), "key": r.record.get("key"),
+                      "shown": run in shown_runs, "valid NLL (nats)": round(r.record["valid_nll_nats"], 2),
+                      "stopped by": report.stopped_by(r.record),
+                      "commit": (r.record.get("git_commit") or "unknown")[:10]
+                      + (" (dirty)" if r.record.get("git_dirty") else ""),
+                      "trained": r.record["timestamp"][:16], "device": r.record["device"],
+                      "train (s)": round(r.record["train_seconds"])} for run, r in every.items()])
 with pd.option_context("display.max_rows", None):  # every run, none elided
     display(prov.set_index("run") if len(prov) else "no run")
-absent = {**{n: f"data missing: {m}" for n, m in missing.items()}, **not_run}
+absent = {**{n: f"not run: data not available. {m}" for n, m in missing.items()},
+          **{n: f"not run: {w}" for n, w in gathering.not_run.items()}}
 display(pd.DataFrame([{"dataset": n, "why absent": w} for n, w in absent.items()]).set_index("dataset")
         if absent else "every dataset of the profile is on this page")
 

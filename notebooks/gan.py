@@ -21,25 +21,21 @@
 # defines no density that can be evaluated, so the paper estimates one: a Gaussian Parzen window
 # on 10,000 generated samples, with its width chosen on validation images, gives
 # 225 ± 2 nats of log-likelihood on MNIST. Theis, van den Oord & Bethge showed that such
-# estimates are unreliable in high dimensions {cite}`theis2016note`. This page trains the seed
-# thesis's MLP GAN (generator 64-256-256-784 with a tanh output, discriminator 784-256-256-1,
-# LeakyReLU(0.2), the non-saturating generator loss, Adam, minibatches of 32), reports its Parzen
-# estimate with that warning beside it, and checks its samples against their nearest training
-# images, as the thesis did.
+# estimates are unreliable in high dimensions {cite}`theis2016note`. This page analyses a run of
+# the seed thesis's MLP GAN (generator 64-256-256-784 with a tanh output, discriminator
+# 784-256-256-1, LeakyReLU(0.2), the non-saturating generator loss, Adam, minibatches of 32),
+# reports its Parzen estimate with that warning beside it, and checks its samples against their
+# nearest training images, as the thesis did.
 #
-# This page was executed with the profile and parameters in the next cell; every number in
-# the text comes from that execution.
+# This page was executed with the profile and parameters in the next cell; the profile's plan
+# defines the run (data, sizes, training), and every number in the text comes from that
+# execution.
 
 # %% tags=["parameters"]
-profile = "digits"  # smoke | digits | mnist: fixes every hyperparameter below that is None
-dataset = None  # an integer-level dataset, dequantized for training, e.g. "digits" or "mnist"
-epochs = None  # training epochs; the epoch with the best validation Parzen estimate is kept
-batch_size = None  # minibatch size (32 in the thesis)
-lr = None  # Adam's learning rate for both players
-parzen_n_samples = None  # generated samples that centre the Parzen window (10,000 in the paper)
-device = "auto"  # cpu | cuda | auto
-seed = 0
-results_dir = None  # where the runs are written (relative to the repository); None: results/<profile>
+profile = "digits"  # smoke | digits | mnist: the profile's plan fixes the run (dataset, sizes, training)
+device = "auto"  # cpu | cuda | auto: where a missing run is trained and the Parzen yardstick is computed
+seed = 0  # the seed of the run to read
+results_dir = None  # the profile's results (relative to the repository); None: results/<profile>
 data_dir = None  # None: $DENSITYBENCH_DATA, else <repo>/data
 
 # %%
@@ -54,15 +50,16 @@ from myst_nb import glue
 from scipy.special import logsumexp
 from scipy.stats import norm
 
-from densitybench import data, metrics, models, paths, plots, study, train
+from densitybench import data, metrics, models, paths, plots, runs, study, train
 
-cfg = study.config("gan", profile, continuous_dataset=dataset, epochs=epochs, batch_size=batch_size, lr=lr)
-if parzen_n_samples is not None:
-    cfg["hparams"]["parzen_n_samples"] = parzen_n_samples
-hp = cfg["hparams"]
+prof = runs.load_profile(profile)
+cfg = study.config("gan", profile)
 out = paths.resolve(results_dir, profile)
+store = out / "runs"
+(spec,) = [s for s in prof.specs(chapter="gan") if s.seed == seed]  # the chapter's one run
+hp = spec.hparams
 dev = train.resolve_device(device)
-cfg
+pd.Series({"run": spec.folder, "key": spec.key, "dataset": spec.dataset, **hp, **spec.train})
 
 # %% [markdown]
 # ## Data
@@ -74,6 +71,7 @@ cfg
 
 # %%
 ds = data.load(cfg["continuous_dataset"], data_dir)
+assert spec.dataset == ds.name, "the run is trained on the page's integer-level dataset"
 print(ds.description)
 print(ds.sizes(), "images of shape", ds.image_shape, f"with {ds.n_levels} grey levels")
 
@@ -101,7 +99,7 @@ plt.show()
 # case, and its kernel width is the best of the grid on the validation images it was given.
 
 # %%
-gan = models.create("gan", ds.image_shape, **hp)
+gan = models.create("gan", ds.image_shape, init_seed=seed, **hp)  # untrained weights drawn from `seed`
 print(gan)
 print(f"{gan.n_params():,} parameters (G and D together)")
 
@@ -109,7 +107,7 @@ s = gan.sample(256, generator=torch.Generator().manual_seed(seed))
 print(f"samples: shape {tuple(s.shape)}, values in [{s.min().item():.3f}, {s.max().item():.3f}]")
 assert s.shape == (256, *ds.image_shape) and s.min() >= 0 and s.max() <= 1
 
-small = models.create("gan", ds.image_shape, **{**hp, "parzen_n_samples": 50})
+small = models.create("gan", ds.image_shape, init_seed=seed, **{**hp, "parzen_n_samples": 50})
 table = small.fit_parzen(valid_y[:20])
 sigma = float(small.parzen_sigma)
 assert math.isclose(sigma, max(table, key=table.get), rel_tol=1e-6)  # the best width of the grid
@@ -134,54 +132,33 @@ assert np.allclose(via_model, direct, rtol=1e-5, atol=1e-3)
 # $-\log D(G(\mathbf{z}))$, the variant the paper recommends because $\log(1 - D(G(\mathbf{z})))$
 # has almost no gradient while $D$ still rejects every sample. Adam with learning rate
 # {glue:text}`gan_lr` and $\beta = (0.5, 0.999)$ for both players, minibatches of
-# {glue:text}`gan_batch_size`, {glue:text}`gan_budget`. A GAN has no validation NLL,
+# {glue:text}`gan_batch_size`, at most {glue:text}`gan_budget`. A GAN has no validation NLL,
 # so the epoch kept is the one with the best cheap Parzen estimate (2,000 samples, at most 1,000
 # validation images, the same width grid); after training, the kernel width is chosen again on
-# all validation images with {glue:text}`gan_n_centres` samples as centres.
+# all validation images with {glue:text}`gan_n_centres` samples as centres. The run
+# {glue:text}`gan_stop`. It is read from the profile's run store, where it is trained once (and
+# resumed if it was interrupted); this page only analyses it.
 
 # %%
-glue("gan_lr", cfg["lr"], display=False)
-glue("gan_batch_size", cfg["batch_size"], display=False)
-budget = f"{cfg['epochs']} epochs"
-if cfg.get("max_seconds"):
-    budget += f" or {cfg['max_seconds']} s of training, whichever ends first"
+run = runs.ensure(spec, store, device=device, data_dir=data_dir)
+rec = run.record
+tr = spec.train
+print(f"best epoch {rec['best_epoch']} of {rec['epochs']} ({rec['stop_reason']}), {rec['train_seconds']:.0f} s; "
+      f"kernel width {rec['parzen_sigma']:.3f}; test Parzen log-likelihood {-rec['test_nll_nats_continuous']:.2f} "
+      f"± {rec['test_nll_se']:.2f} nats")
+
+budget = f"{tr['epochs']} epochs"
+if tr["max_seconds"]:
+    budget += f" or {tr['max_seconds']:g} s of training, whichever ends first"
+stopped_by = {"patience": f"because the validation Parzen estimate had not improved for {tr['patience']} epochs",
+              "epoch_cap": f"at the cap of {tr['epochs']} epochs",
+              "time_budget": "because its budget of training time was spent"}[rec["stop_reason"]]
+glue("gan_lr", tr["lr"], display=False)
+glue("gan_batch_size", tr["batch_size"], display=False)
 glue("gan_budget", budget, display=False)
 glue("gan_n_centres", f"{hp['parzen_n_samples']:,}", display=False)
-
-arch = (f"G {'-'.join(map(str, [hp['noise_dim'], *hp['g_hidden'], ds.n_dims]))}, "
-        f"D {'-'.join(map(str, [ds.n_dims, *hp['d_hidden'], 1]))}")
-PROTOCOL = (
-    "Parzen-window estimate, not a likelihood. Paper (released mnist.yaml): MNIST scaled by 1/255; "
-    "G 100-1200-1200-784 (ReLU, sigmoid output), D two maxout layers of 240 units x 5 pieces with dropout; "
-    "SGD lr 0.1, momentum 0.5 -> 0.7, batch 100, no epoch limit set; width from logspace(-1, 0, 10) on the "
-    "first 1,000 validation images, 10,000 samples. Ours: dequantized (x + u) / {K}; the thesis's MLP GAN "
-    "({arch}, LeakyReLU(0.2), tanh output), non-saturating loss, Adam lr {lr:g} betas (0.5, 0.999), batch "
-    "{batch_size}, {budget}, keeping the epoch of the best validation Parzen estimate; width from the same grid "
-    "on all {n_valid} validation images, {N:,} samples"
-)
-protocol_note = PROTOCOL.format(K=ds.n_levels, arch=arch, budget=budget, n_valid=ds.sizes()["valid"],
-                                N=hp["parzen_n_samples"], **cfg)
-
-sigma_table = {}  # {kernel width: mean validation log-likelihood}, filled after training
-
-
-def fit_parzen(model):
-    sigma_table.update(model.fit_parzen(valid_y))
-
-
-def parzen_fields(model):
-    return {"parzen_sigma": float(model.parzen_sigma), "parzen_n_samples": model.parzen_n_samples,
-            "parzen_valid_ll": {f"{s:.6g}": v for s, v in sigma_table.items()}}
-
-
-model, rec = study.train_run(
-    "gan", "gan", hp, ds, cfg, out, seed=seed, device=dev, label=f"GAN ({arch})",
-    anchor="gan_parzen" if ds.name == "mnist" else None, protocol_note=protocol_note,
-    valid_fn=lambda m, v: m.validation_criterion(v), before_record=fit_parzen, extra=parzen_fields,
-)
-print(f"best epoch {rec['best_epoch']} of {rec['epochs']}, {rec['train_seconds']:.0f} s; kernel width "
-      f"{rec['parzen_sigma']:.3f}; test Parzen log-likelihood {-rec['test_nll_nats_continuous']:.2f} "
-      f"± {rec['test_nll_se']:.2f} nats")
+glue("gan_stop", f"ran {rec['epochs']} epochs in {rec['train_seconds']:.0f} s and stopped {stopped_by}",
+     display=False)
 
 # %% [markdown]
 # Both losses are averaged over each epoch's steps. While $D$ cannot tell the two kinds of
@@ -190,8 +167,8 @@ print(f"best epoch {rec['best_epoch']} of {rec['epochs']}, {rec['train_seconds']
 # were kept.
 
 # %%
-trace = np.asarray(model.loss_trace)  # (steps, 2): discriminator, generator
-steps = math.ceil(ds.sizes()["train"] / cfg["batch_size"])
+trace = run.artifacts()["loss_trace"]  # (steps, 2): discriminator, generator
+steps = math.ceil(ds.sizes()["train"] / tr["batch_size"])
 n_ep = len(trace) // steps
 per_epoch = trace[: n_ep * steps].reshape(n_ep, steps, 2).mean(1)
 ep = np.arange(1, n_ep + 1)
@@ -224,10 +201,12 @@ glue("gan_n_epochs", rec["epochs"], display=False)
 # not almost on top of a sample, too wide a window spreads the mass over the whole cube.
 
 # %%
+sigma_table = {float(s): v for s, v in rec["parzen_valid_ll"].items()}  # {width: mean validation log-lik.}
 sig = np.array(sorted(sigma_table))
 val = np.array([sigma_table[s] for s in sig])
-chosen = max(sigma_table, key=sigma_table.get)  # the stored width, as the grid value
-assert math.isclose(chosen, rec["parzen_sigma"], rel_tol=1e-6)
+chosen = max(sigma_table, key=sigma_table.get)  # the best width of the grid, as the record writes it
+# the width the run stores is that one (the record writes the grid's widths rounded)
+assert chosen == min(sigma_table, key=lambda s: abs(math.log(s / rec["parzen_sigma"])))
 fig, ax = plt.subplots(figsize=(5.5, 3.5))
 ax.semilogx(sig, val, "o-")
 ax.axvline(chosen, color="k", ls="--", lw=1)
@@ -251,7 +230,7 @@ kde_ll, kde_se = metrics.mean_se(metrics.parzen_log_prob(test_y.to(dev), train_y
 ll, se = -rec["test_nll_nats_continuous"], rec["test_nll_se"]
 pub = rec["anchor"]
 table = pd.DataFrame([
-    {"run": rec["run"], "centres": f"{hp['parzen_n_samples']:,} GAN samples", "likelihood": rec["likelihood"],
+    {"run": spec.name, "centres": f"{hp['parzen_n_samples']:,} GAN samples", "likelihood": rec["likelihood"],
      "test log-lik. (nats)": f"{ll:.2f} ± {se:.2f}", "valid log-lik. (nats)": f"{sigma_table[chosen]:.2f}",
      "sigma": f"{chosen:.3f}", "params": rec["n_params"], "epochs (kept)": f"{rec['epochs']} ({rec['best_epoch']})",
      "train s": round(rec["train_seconds"]), "published": f"{-pub['value']:g} ± 2" if pub else "—"},
@@ -300,7 +279,7 @@ glue("gan_kde_vs_gan", "higher" if kde_ll > ll else "lower", display=False)
 # %%
 print(rec["label"])
 for figure in ("samples.png", "neighbours.png", "nn_distances.png"):
-    display(Image(filename=out / rec["run"] / figure))
+    display(Image(filename=run.path(figure)))
 
 nn = rec["nearest_neighbour"]
 glue("gan_nn_sample_median", f"{nn['samples']['q50']:.3g}", display=False)

@@ -28,12 +28,10 @@
 # the text comes from that execution.
 
 # %% tags=["parameters"]
-profile = "digits"  # smoke | digits | mnist: fixes every hyperparameter below that is None
-levels_dataset = None  # the integer-level dataset, e.g. "digits" (17 levels) or "mnist" (256)
-epochs = None  # most epochs; early stopping on the validation NLL
-device = "auto"  # cpu | cuda | auto
-seed = 0
-results_dir = None  # where the runs are written (relative to the repository); None: results/<profile>
+profile = "digits"  # smoke | digits | mnist: the profile defines the runs and this page's settings
+device = "auto"  # cpu | cuda | auto: where a missing run is trained
+seed = 0  # the seed of the runs shown
+results_dir = None  # the profile's results (relative to the repository); None: results/<profile>
 data_dir = None  # None: $DENSITYBENCH_DATA, else <repo>/data
 
 # %%
@@ -46,18 +44,22 @@ import torch
 from IPython.display import display
 from myst_nb import glue
 
-from densitybench import data, models, paths, plots, report, study, train
+from densitybench import data, models, paths, plots, report, runs, study
 
-cfg = study.config("levels", profile, levels_dataset=levels_dataset, epochs=epochs)
+prof = runs.load_profile(profile)
+cfg = study.config("levels", profile)
 out = paths.resolve(results_dir, profile)
-dev = train.resolve_device(device)
-cfg
+store = out / "runs"
+specs = [s for s in prof.specs(chapter="levels") if s.seed == seed]
+assert specs, f"profile {profile!r} has no softmax run on grey levels with seed {seed}"
+[s.folder for s in specs]
 
 # %% [markdown]
 # ## Data
 
 # %%
 ds = data.load(cfg["levels_dataset"], data_dir)
+assert all(s.dataset == ds.name for s in specs), "every run of this page is trained on the page's dataset"
 print(ds.description)
 print(ds.sizes(), "images of shape", ds.image_shape, "with", ds.n_levels, "levels")
 fig = plots.image_grid(ds.train[:64].float() / (ds.n_levels - 1), title=f"{ds.name}: training images")
@@ -74,13 +76,13 @@ plt.show()
 D, K = ds.n_dims, ds.n_levels
 uniform_bpd = math.log2(K)
 x = ds.split("test")[:16]
-for run, hp in cfg["runs"].items():
-    m = models.create(run.split("-")[0], ds.image_shape, **{**hp, "n_levels": K})
+for spec in specs:
+    m = models.create(spec.model, ds.image_shape, **spec.hparams, init_seed=seed)
     with torch.no_grad():
         for p in m.parameters():
             p.zero_()
     bpd = (-m.log_prob(x) / (D * math.log(2))).detach()
-    print(f"{run}: {bpd.min().item():.6f} to {bpd.max().item():.6f} bits/dim at zero parameters")
+    print(f"{spec.name}: {bpd.min().item():.6f} to {bpd.max().item():.6f} bits/dim at zero parameters")
     assert torch.allclose(bpd, torch.full_like(bpd, uniform_bpd), atol=1e-5)
 glue("levels_uniform_bpd", f"{uniform_bpd:.3f}", display=False)
 glue("levels_K", K, display=False)
@@ -88,55 +90,56 @@ glue("levels_K", K, display=False)
 # %% [markdown]
 # ## Training
 #
-# Each family's softmax model with Adam (learning rate {glue:text}`levels_lr`, minibatches of
-# {glue:text}`levels_batch_size`), at most {glue:text}`levels_max_epochs` epochs, early stopping
-# on the validation NLL with patience {glue:text}`levels_patience`, the best epoch's weights kept.
+# The runs of this page are defined by the profile and kept in its run store: a finished run
+# is read from there, a missing one is trained first (resuming from its last checkpoint if it
+# was interrupted). Each family's softmax model with Adam (learning rate
+# {glue:text}`levels_lr`, minibatches of {glue:text}`levels_batch_size`), at most
+# {glue:text}`levels_max_epochs` epochs with {glue:text}`levels_budget`, early stopping on the
+# validation NLL with patience {glue:text}`levels_patience`, the best epoch's weights kept. Why
+# each run stopped (*patience*: no better validation NLL for that many epochs; *epoch cap*: the
+# last epoch reached; *time budget*: the budget spent): {glue:text}`levels_stops`.
 
 # %%
-glue("levels_lr", cfg["lr"], display=False)
-glue("levels_batch_size", cfg["batch_size"], display=False)
-glue("levels_max_epochs", cfg["epochs"], display=False)
-glue("levels_patience", cfg["patience"], display=False)
+finished = {s.name: runs.ensure(s, store, device=device, data_dir=data_dir) for s in specs}
+records = {name: r.record for name, r in finished.items()}
+settings = specs[0].train
+assert all(s.train == settings for s in specs), "the runs of this page share their training settings"
 
-LABEL = {"made": "MADE", "nade": "NADE", "pixelcnn": "PixelCNN", "pixel_lstm": "pixel-sequence LSTM",
-         "row_lstm": "Row LSTM"}
-ANCHOR = {"made": "made_dequantized", "pixelcnn": "gated_pixelcnn_256"}
-NOTE = {
-    "made": "published: MADE with Gaussian conditionals as a continuous density on dequantized data (MAF paper "
-            "setting); ours: a discrete {K}-way softmax per pixel, {size}",
-    "pixelcnn": "published: a gated PixelCNN (a deeper, gated architecture without the blind spot) with a 256-way "
-                "softmax; ours: the original PixelCNN, {size}",
-}
-records, trained = {}, {}
-for run, hp in cfg["runs"].items():
-    kind = run.split("-")[0]
-    hp = {**hp, "n_levels": K}
-    size = ", ".join(f"{k} {v}" for k, v in hp.items() if k != "n_levels")
-    on_mnist = ds.name == "mnist"
-    note = (NOTE.get(kind, "no published number") + "; Adam lr {lr:g}, at most {epochs} epochs, early stopping "
-            "on the validation NLL").format(K=K, size=size, **cfg)
-    model, rec = study.train_run(
-        run, kind, hp, ds, cfg, out, seed=seed, device=dev, label=f"{LABEL[kind]}, {K}-way softmax",
-        anchor=ANCHOR.get(kind) if on_mnist else None, protocol_note=note,
-    )
-    records[run], trained[run] = rec, model
-    print(f"{run}: best epoch {rec['best_epoch']} of {rec['epochs']}, {rec['train_seconds']:.0f} s, "
-          f"{rec['bits_per_dim']:.4f} bits/dim")
+glue("levels_lr", settings["lr"], display=False)
+glue("levels_batch_size", settings["batch_size"], display=False)
+glue("levels_max_epochs", settings["epochs"], display=False)
+glue("levels_patience", settings["patience"], display=False)
+glue("levels_budget", f"a wall-clock budget of {settings['max_seconds']:g} s of training"
+     if settings["max_seconds"] else "no wall-clock budget", display=False)
+glue("levels_stops", "; ".join(f"{name}: {r['stop_reason'].replace('_', ' ')} (epoch {r['epochs']}, "
+                               f"{r['train_seconds']:.0f} s)" for name, r in records.items()), display=False)
 
-fig = plots.training_curves({r: rec["history"] for r, rec in records.items()})
+for name, r in records.items():
+    print(f"{name}: best epoch {r['best_epoch']} of {r['epochs']} (stopped by {r['stop_reason']}), "
+          f"{r['train_seconds']:.0f} s, {r['bits_per_dim']:.4f} bits/dim")
+fig = plots.training_curves({name: r.history for name, r in finished.items()})
 plt.show()
 
 # %% [markdown]
 # ## Every family on the same data
 #
-# The table gathers every run of this profile on {glue:text}`levels_dataset`: the softmax
-# models trained above and the continuous models of the [NICE](nice.ipynb) and
-# [PCA + GMM](pca_gmm.ipynb) pages. Lower is better; "±" is the standard error over test
-# images; a uniform model scores {glue:text}`levels_uniform_bpd` bits/dim. The GAN's Parzen
-# number is not a likelihood of the model and is left out.
+# The table gathers the runs of this profile on {glue:text}`levels_dataset`: the softmax
+# models above and the continuous models of the [NICE](nice.ipynb) and
+# [PCA + GMM](pca_gmm.ipynb) pages, read from the same run store (trained first if missing).
+# Lower is better; "±" is the standard error over test images; a uniform model scores
+# {glue:text}`levels_uniform_bpd` bits/dim. The GAN's Parzen number is not a likelihood of the
+# model and is left out. Why those runs stopped, and their training time:
+# {glue:text}`levels_other_stops`.
 
 # %%
-table = report.bits_table(report.collect(out), ds.name)
+continuous = [s for chapter in ("nice", "pca_gmm") for s in prof.specs(chapter=chapter)
+              if s.seed == seed and s.dataset == ds.name]
+others = {s.name: runs.ensure(s, store, device=device, data_dir=data_dir, train_missing=True) for s in continuous}
+glue("levels_other_stops", "; ".join(
+    f"{name}: {r.record['stop_reason'].replace('_', ' ')} after {r.record['train_seconds']:.0f} s"
+    + (f" (budget {r.spec.train['max_seconds']:g} s)" if r.spec.train["max_seconds"] else "")
+    for name, r in others.items()) or "none", display=False)
+table = report.bits_table([*records.values(), *(r.record for r in others.values())], ds.name)
 table.to_csv(out / f"bits_per_dim_{ds.name}.csv", index=False)
 pd.set_option("display.max_colwidth", None)
 display(table.set_index("model"))
@@ -152,9 +155,9 @@ glue("levels_n_models", len(table), display=False)
 # run directory also holds the nearest-neighbour check.
 
 # %%
-fig, axes = plt.subplots(1, len(records), figsize=(3.2 * len(records), 3.6))
-for ax, (run, r) in zip(np.atleast_1d(axes), records.items()):
-    plots.image_grid(np.load(out / run / "samples.npy").astype(np.float32)[:36], title=r["label"], ax=ax)
+fig, axes = plt.subplots(1, len(finished), figsize=(3.2 * len(finished), 3.6))
+for ax, r in zip(np.atleast_1d(axes), finished.values()):
+    plots.image_grid(np.load(r.path("samples.npy")).astype(np.float32)[:36], title=r.record["label"], ax=ax)
 fig.tight_layout()
 plt.show()
 

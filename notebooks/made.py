@@ -28,37 +28,35 @@
 # the text comes from that execution.
 
 # %% tags=["parameters"]
-profile = "digits"  # smoke | digits | mnist: fixes every hyperparameter below that is None
-dataset = None  # a binary dataset, e.g. "digits_binary" or "binarized_mnist"
-hidden_sizes = None  # e.g. [500]
-epochs = None  # most epochs; early stopping on the validation NLL
-device = "auto"  # cpu | cuda | auto
-seed = 0
-results_dir = None  # where the runs are written (relative to the repository); None: results/<profile>
+profile = "digits"  # smoke | digits | mnist: the profile defines the runs and this page's settings
+device = "auto"  # cpu | cuda | auto: where a missing run is trained
+seed = 0  # the seed of the runs shown
+results_dir = None  # the profile's results (relative to the repository); None: results/<profile>
 data_dir = None  # None: $DENSITYBENCH_DATA, else <repo>/data
 
 # %%
-import json
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 from IPython.display import Image, display
 from myst_nb import glue
 
-from densitybench import anchors, data, evaluate, models, paths, plots, study, train
+from densitybench import data, models, paths, plots, runs, study
 
-cfg = study.config("made", profile, dataset=dataset, hidden_sizes=hidden_sizes, epochs=epochs)
+prof = runs.load_profile(profile)
+cfg = study.config("made", profile)
 out = paths.resolve(results_dir, profile)
-dev = train.resolve_device(device)
-cfg
+store = out / "runs"
+specs = [s for s in prof.specs(chapter="made") if s.seed == seed]
+assert specs, f"profile {profile!r} has no MADE run with seed {seed}"
+[s.folder for s in specs]
 
 # %% [markdown]
 # ## Data
 
 # %%
 ds = data.load(cfg["dataset"], data_dir)
+assert all(s.dataset == ds.name for s in specs), "every run of this page is trained on the page's dataset"
 print(ds.description)
 print({k: v for k, v in ds.sizes().items()}, "images of shape", ds.image_shape)
 fig = plots.image_grid(ds.train[:64].float(), title=f"{ds.name}: training images")
@@ -73,8 +71,7 @@ plt.show()
 # ordering moves: the Jacobian of the conditionals is strictly triangular.
 
 # %%
-made = models.create("made", ds.image_shape, hidden_sizes=cfg["hidden_sizes"], ordering=cfg["ordering"],
-                     direct=cfg["direct"], n_masks=1, seed=seed)
+made = models.create("made", ds.image_shape, **{**specs[0].hparams, "n_masks": 1, "seed": seed}, init_seed=seed)
 print(made)
 x = ds.split("train")[:4].requires_grad_(True)
 D = ds.n_dims
@@ -89,42 +86,37 @@ assert leak == 0.0
 # %% [markdown]
 # ## Training
 #
-# Adam, minibatches of {glue:text}`made_batch_size` images, learning rate {glue:text}`made_lr`,
-# at most {glue:text}`made_max_epochs` epochs, stopping when the validation NLL has not improved
-# for {glue:text}`made_patience` epochs and keeping the best epoch's weights. The 1-mask run and
+# The runs of this page are defined by the profile and kept in its run store: a finished run
+# is read from there, a missing one is trained first (resuming from its last checkpoint if it
+# was interrupted). Adam, minibatches of {glue:text}`made_batch_size` images, learning rate
+# {glue:text}`made_lr`, at most {glue:text}`made_max_epochs` epochs with
+# {glue:text}`made_budget`, stopping when the validation NLL has not improved for
+# {glue:text}`made_patience` epochs and keeping the best epoch's weights. The 1-mask run and
 # the connectivity-agnostic run (mask sets cycled every {glue:text}`made_resample_every` steps)
-# share every other setting.
+# share every other setting. Why each run stopped (*patience*: no better validation NLL for
+# that many epochs; *epoch cap*: the last epoch reached; *time budget*: the budget spent):
+# {glue:text}`made_stops`.
 
 # %%
-glue("made_batch_size", cfg["batch_size"], display=False)
-glue("made_lr", cfg["lr"], display=False)
-glue("made_max_epochs", cfg["epochs"], display=False)
-glue("made_patience", cfg["patience"], display=False)
-glue("made_resample_every", cfg["resample_every"], display=False)
+finished = {s.name: runs.ensure(s, store, device=device, data_dir=data_dir) for s in specs}
+records = {name: r.record for name, r in finished.items()}
+settings = specs[0].train
+assert all(s.train == settings for s in specs), "the runs of this page share their training settings"
 
-records, trained = {}, {}
-for n_masks in cfg["mask_runs"]:
-    run = f"made-{n_masks}mask{'s' if n_masks > 1 else ''}"
-    hp = dict(hidden_sizes=cfg["hidden_sizes"], n_masks=n_masks, ordering=cfg["ordering"], direct=cfg["direct"],
-              resample_every=cfg["resample_every"], seed=seed)
-    model = models.create("made", ds.image_shape, **hp)
-    history = train.fit(
-        model, ds.split("train"), ds.split("valid"), epochs=cfg["epochs"], batch_size=cfg["batch_size"],
-        lr=cfg["lr"], weight_decay=cfg["weight_decay"], lr_step=cfg["lr_step"], patience=cfg["patience"],
-        seed=seed, device=dev, progress=False,
-    )
-    n_hl = len(cfg["hidden_sizes"])
-    anchor = f"made_{n_hl}hl_{n_masks}mask{'s' if n_masks > 1 else ''}" if ds.name == "binarized_mnist" else None
-    run_cfg = {**cfg, "model": "made", "hyperparameters": hp, "seed": seed,
-               "label": f"MADE {'-'.join(map(str, cfg['hidden_sizes']))}, {n_masks} mask{'s' if n_masks > 1 else ''}",
-               "anchor": anchor if anchor in anchors.ANCHORS else None,
-               "protocol_note": study.made_protocol_note(cfg)}
-    records[run] = evaluate.record_run(model, ds, history, out / run, run_cfg, seed=seed, n_samples=cfg["n_samples"])
-    trained[run] = model
-    print(f"{run}: best epoch {history.best_epoch} of {len(history.epochs)}, "
-          f"{history.train_seconds:.0f} s, test NLL {records[run]['test_nll_nats']:.2f}")
+glue("made_batch_size", settings["batch_size"], display=False)
+glue("made_lr", settings["lr"], display=False)
+glue("made_max_epochs", settings["epochs"], display=False)
+glue("made_patience", settings["patience"], display=False)
+glue("made_budget", f"a wall-clock budget of {settings['max_seconds']:g} s of training" if settings["max_seconds"]
+     else "no wall-clock budget", display=False)
+glue("made_resample_every", specs[-1].hparams["resample_every"], display=False)
+glue("made_stops", "; ".join(f"{name}: {r['stop_reason'].replace('_', ' ')} (epoch {r['epochs']}, "
+                             f"{r['train_seconds']:.0f} s)" for name, r in records.items()), display=False)
 
-fig = plots.training_curves({r: rec["history"] for r, rec in records.items()})
+for name, r in records.items():
+    print(f"{name}: best epoch {r['best_epoch']} of {r['epochs']} (stopped by {r['stop_reason']}), "
+          f"{r['train_seconds']:.0f} s, test NLL {r['test_nll_nats']:.2f}")
+fig = plots.training_curves({name: r.history for name, r in finished.items()})
 plt.show()
 
 # %% [markdown]
@@ -144,6 +136,7 @@ for run, r in records.items():
         "valid NLL (nats)": f"{r['valid_nll_nats']:.2f}",
         "bits/dim": f"{r['bits_per_dim']:.4f}",
         "params": r["n_params"], "epochs (best)": f"{r['epochs']} ({r['best_epoch']})",
+        "stopped by": r["stop_reason"].replace("_", " "),
         "train s": round(r["train_seconds"]), "published": f"{pub['value']:.2f}" if pub else "—",
     })
     key = run.replace("-", "_")
@@ -174,10 +167,10 @@ glue("made_dataset", ds.name, display=False)
 # neighbours than held-out test images do; the histogram compares the two.
 
 # %%
-for run in records:
-    print(run)
+for name, r in finished.items():
+    print(name)
     for figure in ("samples.png", "neighbours.png", "nn_distances.png"):
-        display(Image(filename=out / run / figure))
+        display(Image(filename=r.path(figure)))
 
 nn = records[first]["nearest_neighbour"]
 glue("made_nn_sample_median", f"{nn['samples']['q50']:.0f}", display=False)

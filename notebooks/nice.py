@@ -23,23 +23,19 @@
 # $\exp(\mathbf{s})$ changes volume {cite}`dinh2014nice`. The paper reports 4.36 bits/dim on
 # dequantized 8-bit MNIST (a log-likelihood of 1980.50 nats for images in $[0, 1]^{784}$) with four
 # coupling layers, each $m$ a ReLU network of five layers of 1000 units, and a logistic prior.
-# This page trains the same model, smaller on the small profiles, and checks what the claim
-# rests on: that the map is inverted exactly and that its log-determinant is the one the
-# likelihood uses.
+# This page analyses a run of the same model, smaller on the small profiles, and checks what
+# the claim rests on: that the map is inverted exactly and that its log-determinant is the one
+# the likelihood uses.
 #
-# This page was executed with the profile and parameters in the next cell; every number in
-# the text comes from that execution.
+# This page was executed with the profile and parameters in the next cell; the profile's plan
+# defines the run (data, sizes, training), and every number in the text comes from that
+# execution.
 
 # %% tags=["parameters"]
-profile = "digits"  # smoke | digits | mnist: fixes every hyperparameter below that is None
-dataset = None  # an integer-level dataset, e.g. "digits" (17 levels) or "mnist" (256)
-n_couplings = None  # additive coupling layers (4 in the paper)
-hidden_size = None  # units of each hidden layer of every coupling network m (1000 in the paper)
-n_hidden_layers = None  # hidden ReLU layers of every m (5 in the paper)
-epochs = None  # most epochs; early stopping on the validation NLL
-device = "auto"  # cpu | cuda | auto
-seed = 0
-results_dir = None  # where the runs are written (relative to the repository); None: results/<profile>
+profile = "digits"  # smoke | digits | mnist: the profile's plan fixes the run (dataset, sizes, training)
+device = "auto"  # cpu | cuda | auto: where a missing run is trained and the trained model is analysed
+seed = 0  # the seed of the run to read
+results_dir = None  # the profile's results (relative to the repository); None: results/<profile>
 data_dir = None  # None: $DENSITYBENCH_DATA, else <repo>/data
 
 # %%
@@ -53,15 +49,15 @@ import torch
 from IPython.display import Image, display
 from myst_nb import glue
 
-from densitybench import anchors, data, evaluate, models, paths, plots, study, train
+from densitybench import anchors, data, evaluate, models, paths, plots, runs, study, train
 
-cfg = study.config("nice", profile, continuous_dataset=dataset, epochs=epochs)
-overrides = dict(n_couplings=n_couplings, hidden_size=hidden_size, n_hidden_layers=n_hidden_layers)
-cfg["hparams"] = {**cfg["hparams"], **{k: v for k, v in overrides.items() if v is not None}}
+prof = runs.load_profile(profile)
+cfg = study.config("nice", profile)
 out = paths.resolve(results_dir, profile)
+store = out / "runs"
+(spec,) = [s for s in prof.specs(chapter="nice") if s.seed == seed]  # the chapter's one run
 dev = train.resolve_device(device)
-train.seed_everything(seed)
-cfg
+pd.Series({"run": spec.folder, "key": spec.key, "dataset": spec.dataset, **spec.hparams, **spec.train})
 
 # %% [markdown]
 # ## Data
@@ -84,6 +80,7 @@ cfg
 
 # %%
 ds = data.load(cfg["continuous_dataset"], data_dir)
+assert spec.dataset == ds.name, "the run is trained on the page's integer-level dataset"
 K, D = ds.n_levels, ds.n_dims
 print(ds.description)
 print(ds.sizes(), "images of shape", ds.image_shape, f"with {K} levels")
@@ -113,7 +110,7 @@ glue("nice_uniform_bpd", f"{math.log2(K):.2f}", display=False)
 # returns must equal $\log|\det J|$ of the Jacobian computed by automatic differentiation.
 
 # %%
-nice = models.create("nice", ds.image_shape, **cfg["hparams"])
+nice = models.create("nice", ds.image_shape, init_seed=seed, **spec.hparams)  # untrained weights drawn from `seed`
 print(nice)
 print(f"{nice.n_params():,} parameters; prior {nice.prior}, partition {nice.partition}")
 
@@ -156,42 +153,43 @@ glue("nice_moved_logdet_err", f"{logdet_err:.0e}", display=False)
 # ## Training
 #
 # Adam, minibatches of {glue:text}`nice_batch_size` dequantized images (a fresh $\mathbf{u}$ for
-# every minibatch), learning rate {glue:text}`nice_lr`, at most {glue:text}`nice_max_epochs`
-# epochs, stopping when the validation NLL (on one fixed dequantization draw) has not improved
-# for {glue:text}`nice_patience` epochs and keeping the best epoch's weights. The curves are in
-# nats on $[0, 1]^D$, before the $D \ln K$ shift.
+# every minibatch), learning rate {glue:text}`nice_lr`, at most {glue:text}`nice_budget`,
+# stopping when the validation NLL (on one fixed dequantization draw) has not improved for
+# {glue:text}`nice_patience` epochs and keeping the best epoch's weights. The run ran
+# {glue:text}`nice_epochs_run` epochs in {glue:text}`nice_train_seconds` s and stopped
+# {glue:text}`nice_stop`; the weights of epoch {glue:text}`nice_best_epoch` were kept. It is read
+# from the profile's run store, where it is trained once (and resumed if it was interrupted);
+# this page only analyses it. The curves are in nats on $[0, 1]^D$, before the $D \ln K$ shift.
 
 # %%
-glue("nice_batch_size", cfg["batch_size"], display=False)
-glue("nice_lr", cfg["lr"], display=False)
-glue("nice_max_epochs", cfg["epochs"], display=False)
-glue("nice_patience", cfg["patience"], display=False)
+run = runs.ensure(spec, store, device=device, data_dir=data_dir)
+r = run.record
+model = run.model().to(dev)
+tr = spec.train
+print(f"{spec.folder}: best epoch {r['best_epoch']} of {r['epochs']} ({r['stop_reason']}), "
+      f"{r['train_seconds']:.0f} s, test NLL {r['test_nll_nats_continuous']:.2f} nats on [0,1]^D, "
+      f"{r['bits_per_dim']:.3f} bits/dim")
 
-hp = cfg["hparams"]
-protocol_note = (
-    "paper: 4 additive coupling layers, each m of 5 ReLU layers of 1000 units, logistic prior, trained with "
-    "Adam for about 1500 epochs, the model with the best validation log-likelihood kept. "
-    f"Ours: {hp['n_couplings']} coupling layers, each m of {hp['n_hidden_layers']} x {hp['hidden_size']} units, "
-    f"at most {cfg['epochs']} epochs, Adam lr {cfg['lr']:g}, batch {cfg['batch_size']}, early stopping "
-    f"(patience {cfg['patience']}) on the validation NLL of one fixed dequantization draw, test NLL on one fixed "
-    "draw; same data and split"
-)
-run = next(iter(cfg["runs"])) if cfg.get("runs") else "nice"
-model, record = study.train_run(
-    run, "nice", cfg["hparams"], ds, cfg, out, seed=seed, device=dev,
-    label=f"NICE {hp['n_couplings']} couplings, m {hp['n_hidden_layers']} x {hp['hidden_size']}",
-    anchor="nice" if ds.name == "mnist" else None, protocol_note=protocol_note, progress=False,
-)
-print(f"{run}: best epoch {record['best_epoch']} of {record['epochs']}, {record['train_seconds']:.0f} s, "
-      f"test NLL {record['test_nll_nats_continuous']:.2f} nats on [0,1]^D, {record['bits_per_dim']:.3f} bits/dim")
-
-fig = plots.training_curves({run: record["history"]}, ylabel="NLL (nats on [0,1]^D)")
-fig.axes[0].set_title(f"{record['label']} on {ds.name}: training and validation NLL")
+fig = plots.training_curves({spec.name: r["history"]}, ylabel="NLL (nats on [0,1]^D)")
+fig.axes[0].set_title(f"{r['label']} on {ds.name}: training and validation NLL")
 plt.show()
 
-glue("nice_epochs_run", record["epochs"], display=False)
-glue("nice_best_epoch", record["best_epoch"], display=False)
-glue("nice_train_seconds", f"{record['train_seconds']:.0f}", display=False)
+budget = f"{tr['epochs']} epochs"
+if tr["max_seconds"]:
+    budget += f" or {tr['max_seconds']:g} s of training, whichever ends first"
+stopped_by = {"patience": f"because the validation NLL had not improved for {tr['patience']} epochs",
+              "epoch_cap": f"at the cap of {tr['epochs']} epochs",
+              "time_budget": "because its budget of training time was spent"}[r["stop_reason"]]
+still = (", while the validation NLL was still falling" if r["still_improving"] and r["stop_reason"] != "patience"
+         else "")
+glue("nice_batch_size", tr["batch_size"], display=False)
+glue("nice_lr", tr["lr"], display=False)
+glue("nice_budget", budget, display=False)
+glue("nice_patience", tr["patience"], display=False)
+glue("nice_stop", stopped_by + still, display=False)
+glue("nice_epochs_run", r["epochs"], display=False)
+glue("nice_best_epoch", r["best_epoch"], display=False)
+glue("nice_train_seconds", f"{r['train_seconds']:.0f}", display=False)
 
 # %% [markdown]
 # ## Results
@@ -202,10 +200,9 @@ glue("nice_train_seconds", f"{record['train_seconds']:.0f}", display=False)
 # shift is a constant). The published number exists only for 8-bit MNIST.
 
 # %%
-r = record
 pub = r["anchor"]
 table = pd.DataFrame([{
-    "run": run, "likelihood": r["likelihood"],
+    "run": spec.name, "likelihood": r["likelihood"],
     "test NLL, nats on [0,1]^D": f"{r['test_nll_nats_continuous']:.2f} ± {r['test_nll_se']:.2f}",
     "discrete bound (nats)": f"{r['test_nll_nats']:.2f} ± {r['test_nll_se']:.2f}",
     "bits/dim": f"{r['bits_per_dim']:.3f} ± {r['bits_per_dim_se']:.3f}",
@@ -248,10 +245,10 @@ glue("nice_vs_uniform", "below" if r["bits_per_dim"] < math.log2(K) else "not be
 
 # %%
 for figure in ("samples.png", "neighbours.png", "nn_distances.png"):
-    display(Image(filename=out / run / figure))
+    display(Image(filename=run.path(figure)))
 
-# the record's samples, unclamped: the same generator and seed as record_run
-raw = model.sample(cfg["n_samples"], generator=torch.Generator(device=model.device).manual_seed(seed)).cpu()
+# the record's samples, unclamped: the same generator and seed as the run's record
+raw = model.sample(r["n_samples"], generator=torch.Generator(device=model.device).manual_seed(seed)).cpu()
 outside = ((raw < 0) | (raw > 1)).float().mean().item()
 print(f"{100 * outside:.1f}% of the sample pixels lie outside [0, 1] before clamping "
       f"(range {raw.min().item():.2f} to {raw.max().item():.2f})")

@@ -21,23 +21,19 @@
 # reported in nats and bits/dim. On binary data the classical baseline is a mixture of
 # multivariate Bernoullis fitted by EM {cite}`germain2015made` (137.64 nats with $K = 500$ on
 # binarized MNIST).
+#
+# This page was executed with the profile and parameters in the next cell; the profile's plan
+# defines the runs (data, components, EM settings), and every number in the text comes from that
+# execution.
 
 # %% tags=["parameters"]
-profile = "digits"  # smoke | digits | mnist
-dataset = None  # the integer-level dataset for PCA+GMM, e.g. "digits" or "mnist"
-binary_dataset = None  # the binary dataset for the mixture of Bernoullis
-n_components = None  # Gaussian components (110 in the seed slides)
-variance = None  # fraction of the variance PCA keeps (0.99)
-epochs = None  # unused here: both models are fitted by EM (kept for a uniform interface)
-device = "cpu"
-seed = 0
-results_dir = None
-data_dir = None
+profile = "digits"  # smoke | digits | mnist: the profile's plan fixes the runs (datasets, components, EM)
+device = "cpu"  # cpu | cuda | auto: where a missing run is fitted
+seed = 0  # the seed of the runs to read
+results_dir = None  # the profile's results (relative to the repository); None: results/<profile>
+data_dir = None  # None: $DENSITYBENCH_DATA, else <repo>/data
 
 # %%
-import math
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -45,13 +41,17 @@ import torch
 from IPython.display import Image, display
 from myst_nb import glue
 
-from densitybench import anchors, data, evaluate, models, paths, plots, study, train
+from densitybench import data, models, paths, plots, runs, study
 
-cfg = study.config("pca_gmm", profile, dataset=dataset, binary_dataset=binary_dataset,
-                   n_components=n_components, variance=variance)
+prof = runs.load_profile(profile)
+cfg = study.config("pca_gmm", profile)
 out = paths.resolve(results_dir, profile)
-dev = train.resolve_device(device)
-cfg
+store = out / "runs"
+specs = {s.name: s for s in prof.specs(chapter="pca_gmm") if s.seed == seed}
+gmm_spec = specs["pca_gmm"]
+mob_specs = [s for s in specs.values() if s.model == "bernoulli_mixture"]
+pd.DataFrame([{"run": s.folder, "key": s.key, "model": s.model, "dataset": s.dataset, **s.hparams}
+              for s in specs.values()]).set_index("run")
 
 # %% [markdown]
 # ## Data
@@ -65,12 +65,14 @@ cfg
 # %%
 grey = data.load(cfg["dataset"], data_dir)
 binary = data.load(cfg["binary_dataset"], data_dir)
+assert gmm_spec.dataset == grey.name, "PCA + GMM is fitted on the page's integer-level dataset"
+assert all(s.dataset == binary.name for s in mob_specs), "the mixtures of Bernoullis are fitted on the binary dataset"
 for d in (grey, binary):
     print(f"{d.name}: {d.description} {d.sizes()}")
 gen = torch.Generator().manual_seed(seed)
 y_train = data.dequantize(grey.train, grey.n_levels, gen)
-# validation and test use one fixed dequantization draw (evaluate.DEQUANTIZATION_SEED)
-y_valid = data.dequantize(grey.valid, grey.n_levels, torch.Generator().manual_seed(evaluate.DEQUANTIZATION_SEED))
+# validation and test use one fixed dequantization draw (data.DEQUANTIZATION_SEED)
+y_valid = data.dequantize(grey.valid, grey.n_levels, torch.Generator().manual_seed(data.DEQUANTIZATION_SEED))
 
 # %% [markdown]
 # ## PCA + GMM: the model, and a check of it before the full fit
@@ -85,7 +87,8 @@ y_valid = data.dequantize(grey.valid, grey.n_levels, torch.Generator().manual_se
 from scipy.stats import multivariate_normal
 from scipy.special import logsumexp
 
-small = models.create("pca_gmm", grey.image_shape, variance=cfg["variance"], n_components=2, max_iter=20, seed=seed)
+small = models.create("pca_gmm", grey.image_shape, variance=gmm_spec.hparams["variance"], n_components=2, max_iter=20,
+                      seed=seed)
 small.fit_closed_form(y_train[:500], y_valid[:100], progress=False)
 W, b, s2 = small.components.numpy(), small.pca_mean.numpy(), small.noise_variance.item()
 P = small.prec_chol.numpy()
@@ -105,23 +108,25 @@ assert np.allclose(ours, direct, rtol=1e-6, atol=1e-3)
 # ## Fitting PCA + GMM
 #
 # PCA keeps {glue:text}`pca_variance` of the variance; the mixture has
-# {glue:text}`gmm_components` full-covariance components fitted by EM from a k-means start.
+# {glue:text}`gmm_components` full-covariance components fitted by EM from a k-means start
+# (at most {glue:text}`gmm_max_iter` iterations; {glue:text}`gmm_stop`). The fitted run is read
+# from the profile's run store, where it is fitted once; this page only analyses it.
 
 # %%
-glue("pca_variance", f"{cfg['variance']:.0%}", display=False)
-glue("gmm_components", cfg["n_components"], display=False)
-hp = dict(variance=cfg["variance"], n_components=cfg["n_components"], max_iter=cfg["max_iter"], seed=seed)
-pca_gmm = models.create("pca_gmm", grey.image_shape, **hp)
-history = train.fit(pca_gmm, y_train, y_valid, device=dev, progress=True)
-run_cfg = {**cfg, "model": "pca_gmm", "hyperparameters": hp, "seed": seed,
-           "label": f"PCA({cfg['variance']:g}) + GMM({cfg['n_components']})", "anchor": None,
-           "protocol_note": "no published NLL: the seed slides showed samples only; here the GMM on the "
-                            "principal subspace is completed by an isotropic Gaussian on the discarded directions"}
-records = {"pca_gmm": evaluate.record_run(pca_gmm, grey, history, out / "pca_gmm", run_cfg, seed=seed,
-                                          n_samples=cfg["n_samples"])}
-r = records["pca_gmm"]
-print(f"kept {pca_gmm.n_principal} principal directions; sigma^2 = {pca_gmm.noise_variance.item():.3g}")
-glue("pca_dims", pca_gmm.n_principal, display=False)
+finished = {gmm_spec.name: runs.ensure(gmm_spec, store, device=device, data_dir=data_dir)}
+r = finished[gmm_spec.name].record
+# the fit's one history entry: EM iterations and the principal directions kept (read from the record, so
+# that the page needs no checkpoint: at the MNIST scale it is too large to commit)
+n_iter, n_principal = r["history"][-1]["epoch"], r["history"][-1]["n_principal"]
+print(f"kept {n_principal} principal directions; {n_iter} EM iterations ({r['stop_reason']}), "
+      f"{r['train_seconds']:.1f} s")
+em_stop = {"converged": "EM converged", "patience": "the validation NLL had stopped improving",
+           "iteration_cap": "EM reached its iteration cap"}
+glue("pca_variance", f"{gmm_spec.hparams['variance']:.0%}", display=False)
+glue("gmm_components", gmm_spec.hparams["n_components"], display=False)
+glue("gmm_max_iter", gmm_spec.hparams["max_iter"], display=False)
+glue("gmm_stop", f"{n_iter} were run in {r['train_seconds']:.2g} s, and {em_stop[r['stop_reason']]}", display=False)
+glue("pca_dims", n_principal, display=False)
 glue("pca_gmm_bpd", f"{r['bits_per_dim']:.3f}", display=False)
 glue("pca_gmm_bpd_se", f"{r['bits_per_dim_se']:.3f}", display=False)
 glue("pca_gmm_nll", f"{r['test_nll_nats']:.1f}", display=False)
@@ -137,25 +142,23 @@ glue("pca_gmm_nll_cont", f"{r['test_nll_nats_continuous']:.1f}", display=False)
 # ## The mixture of Bernoullis on binary images
 #
 # EM with a weak Beta prior on each pixel probability, stopped when the validation NLL stops
-# improving; the log-likelihood is exact.
+# improving; the log-likelihood is exact. {glue:text}`mob_stop`
 
 # %%
-for K in cfg["mob_components"]:
-    hp = dict(n_components=K, max_iter=cfg["mob_max_iter"], seed=seed)
-    mob = models.create("bernoulli_mixture", binary.image_shape, **hp)
-    history = train.fit(mob, binary.split("train"), binary.split("valid"), device=dev, progress=False)
-    anchor = f"mob_k{K}" if binary.name == "binarized_mnist" and f"mob_k{K}" in anchors.ANCHORS else None
-    run_cfg = {**cfg, "model": "bernoulli_mixture", "hyperparameters": hp, "seed": seed, "dataset": binary.name,
-               "label": f"Mixture of Bernoullis, K={K}", "anchor": anchor,
-               "protocol_note": "paper: EM, details unstated; ours: EM with a Beta(1.01, 1.01) prior, "
-                                "early stopping on validation; same data and split"}
-    records[f"mob_k{K}"] = evaluate.record_run(mob, binary, history, out / f"mob_k{K}", run_cfg, seed=seed,
-                                               n_samples=cfg["n_samples"])
-    rk = records[f"mob_k{K}"]
-    print(f"K={K}: {len(history.epochs)} EM iterations, test NLL {rk['test_nll_nats']:.2f} ± {rk['test_nll_se']:.2f}")
+stops = []
+for spec in mob_specs:
+    K = spec.hparams["n_components"]
+    finished[spec.name] = runs.ensure(spec, store, device=device, data_dir=data_dir)
+    rk = finished[spec.name].record
+    print(f"K={K}: {rk['epochs']} EM iterations ({rk['stop_reason']}), test NLL {rk['test_nll_nats']:.2f} "
+          f"± {rk['test_nll_se']:.2f}")
+    stops.append(f"For K = {K}, {rk['epochs']} of at most {spec.hparams['max_iter']} iterations were run in "
+                 f"{rk['train_seconds']:.2g} s, and {em_stop[rk['stop_reason']]}.")
     glue(f"mob_k{K}_nll", f"{rk['test_nll_nats']:.2f}", display=False)
+glue("mob_stop", " ".join(stops), display=False)
 
-fig = plots.training_curves({k: v["history"] for k, v in records.items() if k.startswith("mob")},
+records = {name: run.record for name, run in finished.items()}
+fig = plots.training_curves({s.name: records[s.name]["history"] for s in mob_specs},
                             ylabel="NLL (nats); x: EM iteration")
 plt.show()
 
@@ -164,9 +167,9 @@ plt.show()
 
 # %%
 rows = []
-for run, r in records.items():
+for name, r in records.items():
     pub = r["anchor"]
-    rows.append({"run": run, "dataset": r["dataset"], "likelihood": r["likelihood"],
+    rows.append({"run": name, "dataset": r["dataset"], "likelihood": r["likelihood"],
                  "test NLL (nats)": f"{r['test_nll_nats']:.2f} ± {r['test_nll_se']:.2f}",
                  "bits/dim": f"{r['bits_per_dim']:.4f} ± {r['bits_per_dim_se']:.4f}",
                  "params": r["n_params"], "fit s": round(r["train_seconds"]),
@@ -182,10 +185,10 @@ display(pd.DataFrame(rows).set_index("run"))
 # [results page](results.ipynb) sets every model's samples side by side, MADE's included.
 
 # %%
-for run in records:
-    print(records[run]["label"])
+for name, r in records.items():
+    print(r["label"])
     for figure in ("samples.png", "neighbours.png", "nn_distances.png"):
-        display(Image(filename=out / run / figure))
+        display(Image(filename=finished[name].path(figure)))
 
 nn = records["pca_gmm"]["nearest_neighbour"]
 glue("pca_nn_sample_median", f"{nn['samples']['q50']:.2f}", display=False)

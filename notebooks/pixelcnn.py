@@ -27,12 +27,10 @@
 # the text comes from that execution.
 
 # %% tags=["parameters"]
-profile = "digits"  # smoke | digits | mnist: fixes every hyperparameter below that is None
-dataset = None  # the binary dataset, e.g. "digits_binary" or "binarized_mnist"
-epochs = None  # most epochs; early stopping on the validation NLL
-device = "auto"  # cpu | cuda | auto
-seed = 0
-results_dir = None  # where the runs are written (relative to the repository); None: results/<profile>
+profile = "digits"  # smoke | digits | mnist: the profile defines the runs and this page's settings
+device = "auto"  # cpu | cuda | auto: where a missing run is trained
+seed = 0  # the seed of the runs shown
+results_dir = None  # the profile's results (relative to the repository); None: results/<profile>
 data_dir = None  # None: $DENSITYBENCH_DATA, else <repo>/data
 
 # %%
@@ -41,19 +39,24 @@ import torch
 from IPython.display import Image, display
 from myst_nb import glue
 
-from densitybench import data, models, paths, plots, report, study, train
+from densitybench import data, models, paths, plots, report, runs, study, train
 from densitybench.models.autoregressive import dependency_map
 
-cfg = study.config("pixelcnn", profile, dataset=dataset, epochs=epochs)
+prof = runs.load_profile(profile)
+cfg = study.config("pixelcnn", profile)
 out = paths.resolve(results_dir, profile)
+store = out / "runs"
 dev = train.resolve_device(device)
-cfg
+specs = [s for s in prof.specs(chapter="pixelcnn") if s.seed == seed]
+assert specs, f"profile {profile!r} has no PixelCNN run with seed {seed}"
+[s.folder for s in specs]
 
 # %% [markdown]
 # ## Data
 
 # %%
 ds = data.load(cfg["dataset"], data_dir)
+assert all(s.dataset == ds.name for s in specs), "every run of this page is trained on the page's dataset"
 print(ds.description)
 print(ds.sizes(), "images of shape", ds.image_shape)
 fig = plots.image_grid(ds.train[:64].float(), title=f"{ds.name}: training images")
@@ -69,8 +72,8 @@ plt.show()
 # the blind spot to its upper right.
 
 # %%
-name, hp = next(iter(cfg["runs"].items()))
-pixelcnn = models.create("pixelcnn", ds.image_shape, **hp)
+hp = specs[0].hparams
+pixelcnn = models.create("pixelcnn", ds.image_shape, **hp, init_seed=seed)
 print(pixelcnn)
 with torch.no_grad():
     for p in pixelcnn.parameters():
@@ -85,7 +88,7 @@ assert leak == 0.0
 # the blind spot is a property of the architecture, not of the weights: draw it on a canvas
 # of at least 16 x 16 pixels, where it is not hidden by the image border
 canvas = (1, max(H, 16), max(W, 16))
-probe = models.create("pixelcnn", canvas, **hp)
+probe = models.create("pixelcnn", canvas, **hp, init_seed=seed)
 Hc, Wc = canvas[1:]
 centre = (Hc // 2, Wc // 2)
 position = centre[0] * Wc + centre[1]
@@ -103,35 +106,34 @@ plt.show()
 # %% [markdown]
 # ## Training
 #
-# Adam with learning rate {glue:text}`pixelcnn_lr`, minibatches of {glue:text}`pixelcnn_batch_size`,
-# at most {glue:text}`pixelcnn_max_epochs` epochs, stopping when the validation NLL has not
-# improved for {glue:text}`pixelcnn_patience` epochs and keeping the best epoch's weights.
+# The runs of this page are defined by the profile and kept in its run store: a finished run
+# is read from there, a missing one is trained first (resuming from its last checkpoint if it
+# was interrupted). Adam with learning rate {glue:text}`pixelcnn_lr`, minibatches of
+# {glue:text}`pixelcnn_batch_size`, at most {glue:text}`pixelcnn_max_epochs` epochs with
+# {glue:text}`pixelcnn_budget`, stopping when the validation NLL has not improved for
+# {glue:text}`pixelcnn_patience` epochs and keeping the best epoch's weights. Why each run
+# stopped (*patience*: no better validation NLL for that many epochs; *epoch cap*: the last
+# epoch reached; *time budget*: the budget spent): {glue:text}`pixelcnn_stops`.
 
 # %%
-glue("pixelcnn_lr", cfg["lr"], display=False)
-glue("pixelcnn_batch_size", cfg["batch_size"], display=False)
-glue("pixelcnn_max_epochs", cfg["epochs"], display=False)
-glue("pixelcnn_patience", cfg["patience"], display=False)
+finished = {s.name: runs.ensure(s, store, device=device, data_dir=data_dir) for s in specs}
+records = {name: r.record for name, r in finished.items()}
+settings = specs[0].train
+assert all(s.train == settings for s in specs), "the runs of this page share their training settings"
 
-PROTOCOL = ("paper: {ref}; ours: {width} channels and {blocks} residual blocks, Adam lr {lr:g}, batch {batch_size}, "
-            "at most {epochs} epochs with early stopping on the validation NLL (patience {patience}); same data and split")
-records, trained = {}, {}
-for run, hp in cfg["runs"].items():
-    d = ds
-    hp = {**hp, "n_levels": d.n_levels}
-    anchor = "pixelcnn" if d.name == "binarized_mnist" else None
-    ref = "15 layers of masked convolutions with h = 128 feature maps (Table 4 setting), trained on a GPU"
-    model, rec = study.train_run(
-        run, "pixelcnn", hp, d, cfg, out, seed=seed, device=dev,
-        label=f"PixelCNN, {d.n_levels}-way softmax" if d.n_levels > 2 else "PixelCNN",
-        anchor=anchor,
-        protocol_note=PROTOCOL.format(ref=ref, width=hp["n_channels"], blocks=hp["n_blocks"], **cfg),
-    )
-    records[run], trained[run] = rec, model
-    print(f"{run}: best epoch {rec['best_epoch']} of {rec['epochs']}, {rec['train_seconds']:.0f} s, "
-          f"test NLL {rec['test_nll_nats']:.2f}")
+glue("pixelcnn_lr", settings["lr"], display=False)
+glue("pixelcnn_batch_size", settings["batch_size"], display=False)
+glue("pixelcnn_max_epochs", settings["epochs"], display=False)
+glue("pixelcnn_patience", settings["patience"], display=False)
+glue("pixelcnn_budget", f"a wall-clock budget of {settings['max_seconds']:g} s of training"
+     if settings["max_seconds"] else "no wall-clock budget", display=False)
+glue("pixelcnn_stops", "; ".join(f"{name}: {r['stop_reason'].replace('_', ' ')} (epoch {r['epochs']}, "
+                                 f"{r['train_seconds']:.0f} s)" for name, r in records.items()), display=False)
 
-fig = plots.training_curves({r: rec["history"] for r, rec in records.items()})
+for name, r in records.items():
+    print(f"{name}: best epoch {r['best_epoch']} of {r['epochs']} (stopped by {r['stop_reason']}), "
+          f"{r['train_seconds']:.0f} s, test NLL {r['test_nll_nats']:.2f}")
+fig = plots.training_curves({name: r.history for name, r in finished.items()})
 plt.show()
 
 # %% [markdown]
@@ -157,10 +159,10 @@ glue("pixelcnn_se", f"{records[first]['test_nll_se']:.2f}", display=False)
 # would mean copying).
 
 # %%
-for run in records:
-    print(run)
+for name, r in finished.items():
+    print(name)
     for figure in ("samples.png", "neighbours.png", "nn_distances.png"):
-        display(Image(filename=out / run / figure))
+        display(Image(filename=r.path(figure)))
 nn = records[first]["nearest_neighbour"]
 glue("pixelcnn_nn_sample_median", f"{nn['samples']['q50']:.3g}", display=False)
 glue("pixelcnn_nn_test_median", f"{nn['test']['q50']:.3g}", display=False)
@@ -172,7 +174,7 @@ glue("pixelcnn_nn_test_median", f"{nn['test']['q50']:.3g}", display=False)
 # top half exactly: it samples the hidden pixels from $p(\mathbf{x}_{\ge d} \mid \mathbf{x}_{<d})$.
 
 # %%
-model = trained[first]
+model = finished[first].model().to(dev)
 H = ds.image_shape[1]
 test = ds.split("test")[:8].to(model.device)
 g = torch.Generator(device=model.device).manual_seed(seed)

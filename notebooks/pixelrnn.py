@@ -26,12 +26,10 @@
 # the text comes from that execution.
 
 # %% tags=["parameters"]
-profile = "digits"  # smoke | digits | mnist: fixes every hyperparameter below that is None
-dataset = None  # the binary dataset, e.g. "digits_binary" or "binarized_mnist"
-epochs = None  # most epochs; early stopping on the validation NLL
-device = "auto"  # cpu | cuda | auto
-seed = 0
-results_dir = None  # where the runs are written (relative to the repository); None: results/<profile>
+profile = "digits"  # smoke | digits | mnist: the profile defines the runs and this page's settings
+device = "auto"  # cpu | cuda | auto: where a missing run is trained
+seed = 0  # the seed of the runs shown
+results_dir = None  # the profile's results (relative to the repository); None: results/<profile>
 data_dir = None  # None: $DENSITYBENCH_DATA, else <repo>/data
 
 # %%
@@ -40,19 +38,24 @@ import torch
 from IPython.display import Image, display
 from myst_nb import glue
 
-from densitybench import data, models, paths, plots, report, study, train
+from densitybench import data, models, paths, plots, report, runs, study, train
 from densitybench.models.autoregressive import dependency_map
 
-cfg = study.config("pixelrnn", profile, dataset=dataset, epochs=epochs)
+prof = runs.load_profile(profile)
+cfg = study.config("pixelrnn", profile)
 out = paths.resolve(results_dir, profile)
+store = out / "runs"
 dev = train.resolve_device(device)
-cfg
+specs = [s for s in prof.specs(chapter="pixelrnn") if s.seed == seed]
+assert specs, f"profile {profile!r} has no PixelRNN run with seed {seed}"
+[s.folder for s in specs]
 
 # %% [markdown]
 # ## Data
 
 # %%
 ds = data.load(cfg["dataset"], data_dir)
+assert all(s.dataset == ds.name for s in specs), "every run of this page is trained on the page's dataset"
 print(ds.description)
 print(ds.sizes(), "images of shape", ds.image_shape)
 fig = plots.image_grid(ds.train[:64].float(), title=f"{ds.name}: training images")
@@ -72,55 +75,51 @@ D = ds.n_dims
 H, W = ds.image_shape[1:]
 centre = (H // 2, W // 2)
 pictures = {}
-for run, hp in cfg["runs"].items():
-    m = models.create(run.split("-")[0], ds.image_shape, **hp)
+for spec in specs:
+    m = models.create(spec.model, ds.image_shape, **spec.hparams, init_seed=seed)
     print(m)
     with torch.no_grad():
         for p in m.parameters():
             p.add_(0.3 * torch.randn(p.shape, generator=torch.Generator().manual_seed(seed)))
     maps = [dependency_map(m, d, x) for d in range(D)]
     leak = max(mp.reshape(-1)[d:].abs().max().item() for d, mp in enumerate(maps))
-    print(f"{run}: largest |d logit_d / d x_j| over j >= d: {leak:.1e} (must be exactly 0)")
+    print(f"{spec.name}: largest |d logit_d / d x_j| over j >= d: {leak:.1e} (must be exactly 0)")
     assert leak == 0.0
-    pictures[run] = maps[centre[0] * W + centre[1]][0]
+    pictures[spec.name] = maps[centre[0] * W + centre[1]][0]
 fig = plots.dependency_maps(pictures, centre)
 plt.show()
 
 # %% [markdown]
 # ## Training
 #
-# Adam with learning rate {glue:text}`pixelrnn_lr`, minibatches of {glue:text}`pixelrnn_batch_size`,
-# at most {glue:text}`pixelrnn_max_epochs` epochs, stopping when the validation NLL has not
-# improved for {glue:text}`pixelrnn_patience` epochs and keeping the best epoch's weights.
+# The runs of this page are defined by the profile and kept in its run store: a finished run
+# is read from there, a missing one is trained first (resuming from its last checkpoint if it
+# was interrupted). Adam with learning rate {glue:text}`pixelrnn_lr`, minibatches of
+# {glue:text}`pixelrnn_batch_size`, at most {glue:text}`pixelrnn_max_epochs` epochs with
+# {glue:text}`pixelrnn_budget`, stopping when the validation NLL has not improved for
+# {glue:text}`pixelrnn_patience` epochs and keeping the best epoch's weights. Why each run
+# stopped (*patience*: no better validation NLL for that many epochs; *epoch cap*: the last
+# epoch reached; *time budget*: the budget spent): {glue:text}`pixelrnn_stops`.
 
 # %%
-glue("pixelrnn_lr", cfg["lr"], display=False)
-glue("pixelrnn_batch_size", cfg["batch_size"], display=False)
-glue("pixelrnn_max_epochs", cfg["epochs"], display=False)
-glue("pixelrnn_patience", cfg["patience"], display=False)
+finished = {s.name: runs.ensure(s, store, device=device, data_dir=data_dir) for s in specs}
+records = {name: r.record for name, r in finished.items()}
+settings = specs[0].train
+assert all(s.train == settings for s in specs), "the runs of this page share their training settings"
 
-PROTOCOL = ("paper: {ref}; ours: {size}, Adam lr {lr:g}, batch {batch_size}, at most {epochs} epochs with early "
-            "stopping on the validation NLL (patience {patience}); same data and split")
-REF = {"row_lstm": "Row LSTM of 7 layers with h = 16 units (Table 4), trained on a GPU",
-       "pixel_lstm": "no published number for a raster-sequence LSTM on binarized MNIST"}
-LABEL = {"row_lstm": "Row LSTM", "pixel_lstm": "pixel-sequence LSTM"}
-records, trained = {}, {}
-for run, hp in cfg["runs"].items():
-    d = ds
-    kind = run.split("-")[0]
-    hp = {**hp, "n_levels": d.n_levels}
-    anchor = "row_lstm" if d.name == "binarized_mnist" and kind == "row_lstm" else None
-    size = ", ".join(f"{k} {v}" for k, v in hp.items() if k != "n_levels")
-    model, rec = study.train_run(
-        run, kind, hp, d, cfg, out, seed=seed, device=dev,
-        label=f"{LABEL[kind]}, {d.n_levels}-way softmax" if d.n_levels > 2 else LABEL[kind],
-        anchor=anchor, protocol_note=PROTOCOL.format(ref=REF[kind], size=size, **cfg),
-    )
-    records[run], trained[run] = rec, model
-    print(f"{run}: best epoch {rec['best_epoch']} of {rec['epochs']}, {rec['train_seconds']:.0f} s, "
-          f"test NLL {rec['test_nll_nats']:.2f}")
+glue("pixelrnn_lr", settings["lr"], display=False)
+glue("pixelrnn_batch_size", settings["batch_size"], display=False)
+glue("pixelrnn_max_epochs", settings["epochs"], display=False)
+glue("pixelrnn_patience", settings["patience"], display=False)
+glue("pixelrnn_budget", f"a wall-clock budget of {settings['max_seconds']:g} s of training"
+     if settings["max_seconds"] else "no wall-clock budget", display=False)
+glue("pixelrnn_stops", "; ".join(f"{name}: {r['stop_reason'].replace('_', ' ')} (epoch {r['epochs']}, "
+                                 f"{r['train_seconds']:.0f} s)" for name, r in records.items()), display=False)
 
-fig = plots.training_curves({r: rec["history"] for r, rec in records.items()})
+for name, r in records.items():
+    print(f"{name}: best epoch {r['best_epoch']} of {r['epochs']} (stopped by {r['stop_reason']}), "
+          f"{r['train_seconds']:.0f} s, test NLL {r['test_nll_nats']:.2f}")
+fig = plots.training_curves({name: r.history for name, r in finished.items()})
 plt.show()
 
 # %% [markdown]
@@ -146,10 +145,10 @@ glue("pixelrnn_se", f"{records[first]['test_nll_se']:.2f}", display=False)
 # would mean copying).
 
 # %%
-for run in records:
-    print(run)
+for name, r in finished.items():
+    print(name)
     for figure in ("samples.png", "neighbours.png", "nn_distances.png"):
-        display(Image(filename=out / run / figure))
+        display(Image(filename=r.path(figure)))
 nn = records[first]["nearest_neighbour"]
 glue("pixelrnn_nn_sample_median", f"{nn['samples']['q50']:.3g}", display=False)
 glue("pixelrnn_nn_test_median", f"{nn['test']['q50']:.3g}", display=False)
@@ -163,10 +162,10 @@ glue("pixelrnn_nn_test_median", f"{nn['test']['q50']:.3g}", display=False)
 # %%
 test = ds.split("test")[:8]
 filled = {}
-for run in cfg["runs"]:
-    model = trained[run]
+for name, r in finished.items():
+    model = r.model().to(dev)
     g = torch.Generator(device=model.device).manual_seed(seed)
-    filled[LABEL[run.split("-")[0]]] = model.complete(test.to(model.device), D // 2, generator=g).cpu()
+    filled[r.record["label"]] = model.complete(test.to(model.device), D // 2, generator=g).cpu()
 fig = plots.completions(test, H // 2, filled, title="completions of the hidden bottom half")
 plt.show()
 

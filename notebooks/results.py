@@ -18,17 +18,19 @@
 # standard error over test images and the published number it should be compared with,
 # and a statement of where the two protocols differ. A number worse than the published one
 # is shown as it is. The table is also written as `results.csv` beside the runs.
+#
+# This page trains nothing: it reads the runs of the profile's plan that are finished in its
+# run store (a run without its `metrics.json` is partial and is not tabulated). The runs of
+# "Beyond MNIST", on other datasets, are on that page.
 
 # %% tags=["parameters"]
-profile = "digits"
-results_dir = None
+profile = "digits"  # smoke | digits | mnist: the profile whose runs are tabulated
+results_dir = None  # the profile's results (relative to the repository); None: results/<profile>
 device = "cpu"  # unused: this notebook only reads records
 data_dir = None
-seed = 0
+seed = 0  # the seed of the runs tabulated
 
 # %%
-from pathlib import Path
-
 import pandas as pd
 from IPython.display import display
 from myst_nb import glue
@@ -36,10 +38,15 @@ from myst_nb import glue
 from densitybench import paths, report
 
 out = paths.resolve(results_dir, profile)
-records = report.collect(out)
+store = out / "runs"
+finished, unfinished = report.finished_runs(profile, store, seed=seed)
+records = [r.record for r in finished]
+assert records, f"no finished run of profile {profile!r} in {paths.relative_to_repo(store)}"
 #: the binary datasets among the records (the rest hold integer levels)
 BINARY = sorted({r["dataset"] for r in records if report.dataset_kind(r) == "binary"})
-print(f"{len(records)} runs of profile {profile!r} in {paths.relative_to_repo(out)}")
+print(f"{len(records)} finished runs of profile {profile!r} in {paths.relative_to_repo(store)}")
+print("runs of the plan not finished (not tabulated):",
+      ", ".join(f"{u['run']} ({u['status']})" for u in unfinished) or "none")
 
 # %% [markdown]
 # ## Negative log-likelihood
@@ -49,6 +56,10 @@ print(f"{len(records)} runs of profile {profile!r} in {paths.relative_to_repo(ou
 # *estimate*: a Parzen-window estimate, not a likelihood of the model. On integer-level data a
 # continuous model's "test NLL" is its dequantization bound on the discrete NLL, and
 # "on [0,1]" is the NLL of its density on the dequantized images (see each model's page).
+# "Stopped by" says why training ended: *patience* (no better validation value for that many
+# epochs), *epoch cap* or *time budget* (with whether the validation value was still
+# improving then: a number that would likely fall with more training), *converged* or
+# *iteration cap* (EM).
 
 # %%
 table = report.nll_table(records)
@@ -98,8 +109,9 @@ n_rows = -(-len(records) // n_cols)
 fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.2 * n_cols, 3.6 * n_rows), squeeze=False)
 for ax in axes.flat[len(records):]:
     ax.axis("off")
-for ax, r in zip(axes.flat, records):
-    plots.image_grid(np.load(out / r["run"] / "samples.npy").astype(np.float32)[:36], title=r["label"], ax=ax)
+for ax, run in zip(axes.flat, finished):
+    r = run.record
+    plots.image_grid(np.load(run.path("samples.npy")).astype(np.float32)[:36], title=r["label"], ax=ax)
     ax.set_title(f"{r['label']}\n{r['dataset']}", fontsize=8)
 fig.tight_layout()
 plt.show()
@@ -109,8 +121,9 @@ plt.show()
 #
 # Each number was produced by the run below: its seed, the commit of the code, the device
 # and the torch version (the full record, with the configuration and package versions, is in
-# `<run>/metrics.json`). A checkpoint marked "not kept" was over the size limit; its
-# configuration rebuilds it.
+# `runs/<run>/metrics.json`, its settings in `runs/<run>/spec.json`, whose key the table gives).
+# A checkpoint over the committed size stays in the run store where it was trained; one marked
+# "not kept" was not saved; the run's spec rebuilds either.
 
 # %%
 display(report.provenance_table(records).set_index("run"))

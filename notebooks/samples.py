@@ -26,17 +26,18 @@
 # interpolations and the lesson of Theis et al. {cite}`theis2016note` on Parzen windows.
 #
 # This page was executed with the profile and parameters in the next cell; every number in
-# the text comes from that execution. It judges the runs that the model chapters wrote into
-# the same results folder, so it runs after them.
+# the text comes from that execution. It judges the runs of the model chapters, read from the
+# profile's run store (a run not finished there is trained first, unless `train_missing` is False).
 
 # %% tags=["parameters"]
-profile = "digits"  # smoke | digits | mnist: fixes every setting below that is None
-n_judge = None  # samples drawn from every model
-classifier_epochs = None  # at most this many epochs for the embedding's classifier
-device = "auto"  # cpu | cuda | auto
-seed = 0
-results_dir = None  # the results folder of the model chapters (relative to the repository)
+profile = "digits"  # smoke | digits | mnist: the profile defines the runs judged and this page's settings
+n_judge = None  # samples drawn from every model; None: the profile's
+classifier_epochs = None  # at most this many epochs for the embedding's classifier; None: the profile's
+device = "auto"  # cpu | cuda | auto: where the models draw samples (and a missing run is trained)
+seed = 0  # the seed of the runs judged and of every draw here
+results_dir = None  # the profile's results (relative to the repository); None: results/<profile>
 data_dir = None  # None: $DENSITYBENCH_DATA, else <repo>/data
+train_missing = True  # train the plan's runs not finished in the store (False: judge only the finished ones)
 
 # %%
 import json
@@ -51,23 +52,28 @@ from IPython.display import display
 from myst_nb import glue
 from scipy.stats import spearmanr
 
-from densitybench import data, embedding, evaluate, judging, models, paths, plots, report, study, train
+from densitybench import data, embedding, evaluate, judging, paths, plots, report, runs, study, train
 
+prof = runs.load_profile(profile)
 cfg = study.config("samples", profile, n_judge=n_judge, classifier_epochs=classifier_epochs)
 out = paths.resolve(results_dir, profile)
+store = out / "runs"
 dev = train.resolve_device(device)
+# the runs of the model chapters; those of "Beyond MNIST" are on other datasets, judged on that page
+specs = [s for s in prof.specs() if s.seed == seed and s.chapter not in report.OWN_PAGE_CHAPTERS]
 cfg
 
 # %% [markdown]
 # ## The runs judged
 #
-# Every run of this profile that kept its checkpoint is reloaded and asked for
+# Every run of this profile's plan whose checkpoint is at hand is reloaded and asked for
 # {glue:text}`samples_n_judge` samples with a fixed seed ({glue:text}`samples_n_judge_slow` from a
 # model whose run recorded more than {glue:text}`samples_slow_seconds` s per sample, one network
 # pass per pixel; their standard errors are larger accordingly); binary and $K$-level samples become
 # images in $[0, 1]$ as level $/(K-1)$, continuous samples are clipped to $[0, 1]$. A run whose
-# checkpoint was too large to keep is judged from the samples it stored
-# (`judge_samples.npy`) if it stored enough, and is otherwise listed as not judged.
+# checkpoint is not here (too large to commit) is judged from the samples it stored
+# (`judge_samples.npy`) if it stored enough, and is otherwise listed as not judged, as is a run
+# not finished in the store.
 
 # %%
 datasets = {}
@@ -79,26 +85,17 @@ def dataset(name):
     return datasets[name]
 
 
-records = {r["run"]: r for r in report.collect(out)}
-loaded, sample_sets, not_judged, timings = {}, {}, {}, []
-for run, rec in records.items():
-    ds = dataset(rec["dataset"])
-    ckpt = (rec.get("checkpoint") or {}).get("path")
-    stored = out / run / "judge_samples.npy"
-    if ckpt:
-        model = models.load(out / run / ckpt).to(dev)
-        loaded[run] = model
-        # a model whose recorded sampling is slow (one network pass per pixel) gives fewer samples
-        slow = rec["sample_seconds_per_image"] > cfg["slow_seconds"]
-        n = cfg["n_judge_slow"] if slow else cfg["n_judge"]
-        t0 = time.perf_counter()
-        s = evaluate.draw_samples(model, n, torch.Generator(device=model.device).manual_seed(seed))
-        timings.append({"run": run, "samples": n, "seconds per sample": (time.perf_counter() - t0) / n})
-        sample_sets[run] = evaluate.to_image(s, ds, model.support == "continuous")
-    elif stored.exists() and len(np.load(stored)) >= cfg["n_judge"]:
-        sample_sets[run] = torch.from_numpy(np.load(stored)[: cfg["n_judge"]].astype(np.float32))
-    else:
-        not_judged[run] = f"no checkpoint kept ({rec['checkpoint'].get('size_mb')} MB) and no stored samples"
+finished, not_finished = {}, {}
+for spec in specs:
+    try:
+        finished[spec.name] = runs.ensure(spec, store, device=device, data_dir=data_dir, train_missing=train_missing)
+    except runs.RunNotDone:
+        not_finished[spec.name] = f"not finished in {paths.relative_to_repo(store)}"
+records = {name: r.record for name, r in finished.items()}
+sets = judging.draw_sample_sets(finished, dataset, n_judge=cfg["n_judge"], n_judge_slow=cfg["n_judge_slow"],
+                                slow_seconds=cfg["slow_seconds"], seed=seed, device=dev)
+loaded, sample_sets, timings = sets.models, sets.images, sets.timings
+not_judged = {**not_finished, **sets.not_judged}
 glue("samples_n_judge", f"{cfg['n_judge']:,}", display=False)
 glue("samples_n_judge_slow", f"{cfg['n_judge_slow']:,}", display=False)
 glue("samples_slow_seconds", f"{cfg['slow_seconds']:g}", display=False)
@@ -160,18 +157,9 @@ _ = torch.set_grad_enabled(False)  # from here on nothing is trained
 # binary test images they were trained to model, grey and continuous ones with the grey ones.
 
 # %%
-refs, rows, extra = {}, {}, {}
-g = torch.Generator().manual_seed(seed)
-for name in sorted({records[r]["dataset"] for r in sample_sets}):
-    ds = dataset(name)
-    img = lambda x: evaluate.to_image(x, ds, False)
-    test_idx = torch.randperm(len(ds.test), generator=g)[: cfg["n_real"]]
-    refs[name] = judging.build_reference(classifier, img(ds.train), img(ds.test[test_idx]), cfg["n_cells"], seed)
-    n = min(cfg["n_judge"], len(ds.valid))
-    pick = lambda split: img(split[torch.randperm(len(split), generator=g)[:n]])
-    for label, x in ((f"real images ({name}, valid)", pick(ds.valid)),
-                     (f"training images ({name}), a copier", pick(ds.train))):
-        rows[label] = {"dataset": name, "kind": "reference", **judging.judge(refs[name], x, cfg["n_boot"], seed=seed)}
+judged_datasets = {name: dataset(name) for name in {records[r]["dataset"] for r in sample_sets}}
+refs, rows = judging.references(classifier, judged_datasets, n_real=cfg["n_real"], n_judge=cfg["n_judge"],
+                                n_cells=cfg["n_cells"], n_boot=cfg["n_boot"], seed=seed)
 display(judging.table(rows))
 for name, ref in refs.items():
     real, copier = rows[f"real images ({name}, valid)"], rows[f"training images ({name}), a copier"]
@@ -194,10 +182,7 @@ glue("samples_n_real", f"{cfg['n_real']:,}", display=False)
 # $C_T$; distance quantiles), binomial for precision, recall and the C2ST accuracy.
 
 # %%
-for run, images in sample_sets.items():
-    rec = records[run]
-    rows[run] = {"dataset": rec["dataset"], "kind": rec["likelihood"],
-                 **judging.judge(refs[rec["dataset"]], images, cfg["n_boot"], seed=seed)}
+rows.update(judging.judge_sets(sample_sets, records, refs, n_boot=cfg["n_boot"], seed=seed))
 order = sorted(rows, key=lambda k: (rows[k]["dataset"], rows[k]["kind"] != "reference", k))
 table = judging.table({k: rows[k] for k in order})
 display(table)
@@ -346,20 +331,11 @@ panels = {}
 for run, m in loaded.items():
     ds = dataset(records[run]["dataset"])
     for pair, (a, b) in enumerate(((3, 8), (1, 7))):
-        ends = endpoints(ds, a, b)
-        if m.__class__.__name__ == "VAE":
-            mu, _ = m.encode(ds.split("test")[ends].to(m.device))
-            path = m.decode_mean((1 - steps) * mu[0] + steps * mu[1])
-        elif m.__class__.__name__ == "NICE":
-            y = data.dequantize(ds.test[ends], ds.n_levels, torch.Generator().manual_seed(seed))
-            h, _ = m(y.to(m.device))
-            path = m.inverse((1 - steps) * h[0] + steps * h[1]).clamp(0, 1)
-        elif m.__class__.__name__ == "GAN":
-            z = m.noise(2, torch.Generator(device=m.device).manual_seed(seed + pair))
-            path = m.generate((1 - steps) * z[0] + steps * z[1])
-        else:
+        walk = judging.latent_walk(m, ds, endpoints(ds, a, b), steps, seed=seed, pair=pair)
+        if walk is None:  # no latent space
             break
-        panels[f"{run}: {a} to {b}" if m.__class__.__name__ != "GAN" else f"{run} ({pair + 1})"] = path.cpu()
+        path, between_images = walk
+        panels[f"{run}: {a} to {b}" if between_images else f"{run} ({pair + 1})"] = path
 if panels:
     fig = plots.labelled_rows(panels, 8, "walks between two points of each latent space")
     plt.show()
@@ -378,7 +354,7 @@ else:
 # in the GAN chapter:
 
 # %%
-gan_runs = [r for r, m in loaded.items() if m.__class__.__name__ == "GAN"]
+gan_runs = [r for r in loaded if records[r]["likelihood"] == "estimate"]  # a Parzen estimate: the GAN
 if gan_runs:
     gan = loaded[gan_runs[0]]
     ds = dataset(records[gan_runs[0]]["dataset"])

@@ -27,22 +27,21 @@
 # evaluated with $k = 5000$; here a VAE trained with the plain ELBO ($k = 1$) is evaluated the same way,
 # and, as in the seed thesis, a second VAE with a two-dimensional latent space is drawn as a map of the digits.
 #
-# This page was executed with the profile and parameters in the next cell; every number in
-# the text comes from that execution.
+# This page was executed with the profile and parameters in the next cell; the profile's plan
+# defines the two runs (data, sizes, training), and every number in the text comes from that
+# execution.
 
 # %% tags=["parameters"]
-profile = "digits"  # smoke | digits | mnist: fixes every hyperparameter below that is None
-dataset = None  # a binary dataset, e.g. "digits_binary" or "binarized_mnist"
-latent_dim = None  # latent dimensions of the main run (50 in Burda et al.)
-hidden_sizes = None  # deterministic layers of the encoder (the decoder mirrors them), e.g. [200, 200]
-k_eval = None  # importance samples behind the reported bound (5000 in Burda et al.)
-epochs = None  # most epochs; early stopping on the validation negative ELBO
-device = "auto"  # cpu | cuda | auto
-seed = 0
-results_dir = None  # where the runs are written (relative to the repository); None: results/<profile>
+profile = "digits"  # smoke | digits | mnist: the profile's plan fixes the runs (datasets, sizes, training)
+device = "auto"  # cpu | cuda | auto: where a missing run is trained and the trained models are analysed
+seed = 0  # the seed of the runs to read
+results_dir = None  # the profile's results (relative to the repository); None: results/<profile>
 data_dir = None  # None: $DENSITYBENCH_DATA, else <repo>/data
+n_bound_images = 300  # test images on which the bound is traced against k (a few hundred keep it cheap)
 
 # %%
+import math
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -51,20 +50,24 @@ from IPython.display import Image, display
 from myst_nb import glue
 from scipy.stats import norm
 
-from densitybench import anchors, data, metrics, models, paths, plots, study, train
+from densitybench import data, metrics, models, paths, plots, runs, study, train
 
-cfg = study.config("vae", profile, dataset=dataset, k_eval=k_eval, epochs=epochs)
-cfg["hparams"] = {**cfg["hparams"], **{k: v for k, v in dict(latent_dim=latent_dim, hidden_sizes=hidden_sizes).items()
-                                       if v is not None}}
+prof = runs.load_profile(profile)
+cfg = study.config("vae", profile)
 out = paths.resolve(results_dir, profile)
+store = out / "runs"
+specs = {s.name: s for s in prof.specs(chapter="vae") if s.seed == seed}
+main_spec, map_spec = specs["vae"], specs["vae-2d"]  # the main run and the one with a 2-d latent map
 dev = train.resolve_device(device)
-cfg
+pd.DataFrame([{"run": s.folder, "key": s.key, "dataset": s.dataset, **s.hparams}
+              for s in specs.values()]).set_index("run")
 
 # %% [markdown]
 # ## Data
 
 # %%
 ds = data.load(cfg["dataset"], data_dir)
+assert main_spec.dataset == ds.name, "the main run is trained on the page's binary dataset"
 print(ds.description)
 print(ds.sizes(), "images of shape", ds.image_shape)
 fig = plots.image_grid(ds.train[:64].float(), title=f"{ds.name}: training images")
@@ -81,9 +84,8 @@ plt.show()
 # $k$ samples in chunks (to bound memory) changes nothing but the memory.
 
 # %%
-hp = {**cfg["hparams"], "k_eval": cfg["k_eval"]}
-torch.manual_seed(seed)
-vae = models.create("vae", ds.image_shape, **hp)
+hp = main_spec.hparams
+vae = models.create("vae", ds.image_shape, init_seed=seed, **hp)  # untrained weights drawn from `seed`
 print(vae)
 print(f"{vae.n_params():,} parameters; likelihood: {vae.likelihood}")
 
@@ -107,105 +109,61 @@ with torch.no_grad():
 #
 # Both runs minimise the negative ELBO with one reparameterised sample and the analytic KL (the VAE
 # objective, $k = 1$): Adam, minibatches of {glue:text}`vae_batch_size` images, learning rate
-# {glue:text}`vae_lr`, at most {glue:text}`vae_max_epochs` epochs, stopping when the validation negative
-# ELBO has not improved for {glue:text}`vae_patience` epochs and keeping the best epoch's weights. Early
-# stopping watches the ELBO, not `log_prob`, because `log_prob` is the importance-weighted bound with
-# $k =$ {glue:text}`vae_k_eval` samples, too expensive to compute every epoch. The validation and test ELBOs
-# draw their noise from a generator with a fixed seed, so the criterion does not jitter between epochs.
-# The first run warms the KL term up (Bowman et al. 2016; Sønderby et al. 2016): over its first
-# {glue:text}`vae_warmup_epochs` epochs the training loss weights the KL by a factor rising linearly from 0
-# to 1, which keeps more latent units in use; from then on it is the negative ELBO itself. During the
-# warm-up the dashed training curve is that weighted loss, below the negative ELBO; the validation curve
-# is always the negative ELBO.
+# {glue:text}`vae_lr` ({glue:text}`vae_lr_schedule`), at most {glue:text}`vae_budget`, stopping when the
+# validation negative ELBO has not improved for {glue:text}`vae_patience` epochs and keeping the best
+# epoch's weights. Early stopping watches the ELBO, not `log_prob`, because `log_prob` is the
+# importance-weighted bound with $k =$ {glue:text}`vae_k_eval` samples, too expensive to compute every
+# epoch. The validation and test ELBOs draw their noise from a generator with a fixed seed, so the
+# criterion does not jitter between epochs. The first run warms the KL term up (Bowman et al. 2016;
+# Sønderby et al. 2016): over its first {glue:text}`vae_warmup_epochs` epochs the training loss weights
+# the KL by a factor rising linearly from 0 to 1, which keeps more latent units in use; from then on it
+# is the negative ELBO itself. During the warm-up the dashed training curve is that weighted loss, below
+# the negative ELBO; the validation curve is always the negative ELBO.
 #
 # The second run, `vae-2d`, has a two-dimensional latent space so that the encoder's map of the data can be
 # drawn. It needs labels to colour that map: when the binary dataset has them (the binary 8x8 digits do) it
 # is trained on the same data; the fixed binarized MNIST carries no labels, so at the MNIST scale the map
-# uses 8-bit MNIST binarized once with a seed, $x_d \sim \mathrm{Bernoulli}(\text{level}_d / 255)$. This
-# execution trained it on {glue:text}`vae_2d_dataset`.
+# uses 8-bit MNIST binarized once with a seed, $x_d \sim \mathrm{Bernoulli}(\text{level}_d / 255)$. Here it
+# was trained on {glue:text}`vae_2d_dataset`.
+#
+# Both runs are read from the profile's run store, where each is trained once (and resumed if it was
+# interrupted); this page only analyses them. {glue:text}`vae_stop`
 
 # %%
-glue("vae_batch_size", cfg["batch_size"], display=False)
-glue("vae_lr", cfg["lr"], display=False)
-glue("vae_max_epochs", cfg["epochs"], display=False)
-glue("vae_patience", cfg["patience"], display=False)
-glue("vae_k_eval", cfg["k_eval"], display=False)
-warmup_epochs = cfg.get("warmup_epochs", 0)
-glue("vae_warmup_epochs", warmup_epochs, display=False)
-steps_per_epoch = -(-ds.train.shape[0] // cfg["batch_size"])
+finished = {name: runs.ensure(s, store, device=device, data_dir=data_dir) for name, s in specs.items()}
+records = {name: run.record for name, run in finished.items()}
+for name, r in records.items():
+    print(f"{name}: best epoch {r['best_epoch']} of {r['epochs']} ({r['stop_reason']}), {r['train_seconds']:.0f} s, "
+          f"test -ELBO {r['test_neg_elbo_nats']:.2f}, test -L_{specs[name].hparams['k_eval']} {r['test_nll_nats']:.2f}")
 
-
-def neg_elbo(model, x, batch_size=1000):
-    """Per-example negative ELBO (nats) with noise from a fixed generator, no gradient."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        return torch.cat([-model.elbo(b.to(model.device), generator=g).double().cpu()
-                          for b in x.split(batch_size)]).numpy()
-
-
-def valid_neg_elbo(model, valid):
-    return float(neg_elbo(model, valid).mean())
-
-
-def test_neg_elbo(data_):
-    def extra(model):
-        mean, se = metrics.mean_se(neg_elbo(model, data_.split("test")))
-        return {"test_neg_elbo_nats": mean, "test_neg_elbo_se": se}
-    return extra
-
-
-def width(h):
-    return "-".join(map(str, h["hidden_sizes"]))
-
-
-ds2 = ds if ds.labels is not None else data.binarize_stochastic(data.load(cfg["levels_dataset"], data_dir), seed=0)
-hp2 = {**cfg["latent2_hparams"], "latent_dim": 2, "k_eval": cfg.get("latent2_k_eval", cfg["k_eval"])}
-glue("vae_2d_dataset", ds2.name, display=False)
-
-schedule = (f" multiplied by {cfg.get('lr_gamma', 0.1):g} every {cfg['lr_step']} epochs"
-            if cfg.get("lr_step") else "")
-budget = f" or {cfg['max_seconds']:g} s" if cfg.get("max_seconds") else ""
-warmup = f", the KL term warmed up linearly from 0 over the first {warmup_epochs} epochs" if warmup_epochs else ""
-runs = {
-    "vae": dict(
-        ds=ds, hp={**hp, "kl_warmup": warmup_epochs * steps_per_epoch},
-        label=f"VAE, {hp['latent_dim']}-d latent, {width(hp)}",
-        anchor="iwae_1layer_fixed" if ds.name == "binarized_mnist" else None,
-        protocol_note=(
-            f"paper: IWAE objective with k=50, 1 stochastic layer (50 latents, tanh layers 200-200), Adam with "
-            f"batch 20 for 3280 epochs on the fixed binarization; evaluated with IWAE k=5000. Ours: the VAE objective "
-            f"(k=1){warmup}, {hp['latent_dim']} latents, {hp.get('activation', 'tanh')} layers {width(hp)}, Adam lr "
-            f"{cfg['lr']:g}{schedule}, batch {cfg['batch_size']}, at most {cfg['epochs']} epochs{budget} with early "
-            f"stopping on the validation ELBO (patience {cfg['patience']}); evaluated with IWAE k={cfg['k_eval']} as in Burda et al., "
-            f"an upper bound on the NLL"
-        ),
-    ),
-    "vae-2d": dict(
-        ds=ds2, hp=hp2, label=f"VAE, 2-d latent, {width(hp2)}", anchor=None,
-        protocol_note=(
-            "no published NLL: the seed thesis showed the latent map and samples of a 2-d VAE only. Ours: the VAE "
-            f"objective (k=1), 2 latents, layers {width(hp2)}, Adam lr {cfg['lr']:g}, batch {cfg['batch_size']}, "
-            f"early stopping on the validation ELBO; evaluated with IWAE k={hp2['k_eval']}, an upper bound on the NLL"
-            + ("" if ds2 is ds else f"; data: {cfg['levels_dataset']} binarized once with seed 0 (the binary "
-                                    f"dataset {ds.name} has no labels)")
-        ),
-    ),
-}
-records, trained = {}, {}
-for run, spec in runs.items():
-    torch.manual_seed(seed)  # the initial weights
-    trained[run], records[run] = study.train_run(
-        run, "vae", spec["hp"], spec["ds"], cfg, out, seed=seed, device=dev, label=spec["label"],
-        anchor=spec["anchor"], protocol_note=spec["protocol_note"], valid_fn=valid_neg_elbo,
-        extra=test_neg_elbo(spec["ds"]), progress=False,
-    )
-    r = records[run]
-    print(f"{run}: best epoch {r['best_epoch']} of {r['epochs']}, {r['train_seconds']:.0f} s, "
-          f"test -ELBO {r['test_neg_elbo_nats']:.2f}, test -L_{spec['hp']['k_eval']} {r['test_nll_nats']:.2f}")
-
-fig = plots.training_curves({r: rec["history"] for r, rec in records.items()}, ylabel="negative ELBO (nats)")
+fig = plots.training_curves({name: r["history"] for name, r in records.items()}, ylabel="negative ELBO (nats)")
 fig.axes[0].set_title("training (dashed) and validation (solid) negative ELBO")
 plt.show()
+
+tr = main_spec.train
+assert map_spec.train == tr, "the text states one set of training settings for both runs"
+steps_per_epoch = math.ceil(ds.sizes()["train"] / tr["batch_size"])
+warmup_epochs = hp["kl_warmup"] / steps_per_epoch  # the warm-up is counted in optimiser steps
+budget = f"{tr['epochs']} epochs"
+if tr["max_seconds"]:
+    budget += f" or {tr['max_seconds']:g} s of training, whichever ends first"
+stopped_by = {"patience": "because the validation negative ELBO had not improved for {patience} epochs",
+              "epoch_cap": "at the cap of {epochs} epochs",
+              "time_budget": "because its budget of {max_seconds:g} s of training was spent"}
+glue("vae_batch_size", tr["batch_size"], display=False)
+glue("vae_lr", tr["lr"], display=False)
+glue("vae_lr_schedule", f"multiplied by {tr['lr_gamma']:g} every {tr['lr_step']} epochs" if tr["lr_step"]
+     else "constant", display=False)
+glue("vae_budget", budget, display=False)
+glue("vae_patience", tr["patience"], display=False)
+glue("vae_k_eval", hp["k_eval"], display=False)
+glue("vae_warmup_epochs", f"{warmup_epochs:g}" if warmup_epochs == round(warmup_epochs) else f"{warmup_epochs:.1f}",
+     display=False)
+glue("vae_2d_dataset", map_spec.dataset, display=False)
+glue("vae_stop", " ".join(
+    f"Run {name} ran {r['epochs']} epochs in {r['train_seconds']:.0f} s and stopped "
+    f"{stopped_by[r['stop_reason']].format(**specs[name].train)}; the weights of epoch {r['best_epoch']} were kept."
+    for name, r in records.items()), display=False)
 
 # %% [markdown]
 # ## Results
@@ -221,7 +179,7 @@ rows = []
 for run, r in records.items():
     pub = r["anchor"]
     rows.append({
-        "run": run, "label": r["label"], "dataset": r["dataset"], "k": runs[run]["hp"]["k_eval"],
+        "run": run, "label": r["label"], "dataset": r["dataset"], "k": specs[run].hparams["k_eval"],
         "test -L_k (nats, ≥ NLL)": f"{r['test_nll_nats']:.2f} ± {r['test_nll_se']:.2f}",
         "test -ELBO (nats, ≥ NLL)": f"{r['test_neg_elbo_nats']:.2f} ± {r['test_neg_elbo_se']:.2f}",
         # the validation -L_k is skipped where it costs too much (the mnist profile); -ELBO chose the epoch
@@ -250,8 +208,8 @@ glue("vae_2d_bound", f"{records['vae-2d']['test_nll_nats']:.2f}", display=False)
 d2 = records["vae-2d"]["test_nll_nats"] - main["test_nll_nats"]
 glue("vae_2d_vs_main",
      f"{abs(d2):.2f} nats {'worse' if d2 > 0 else 'better'} than the {hp['latent_dim']}-d model on the same images"
-     if ds2 is ds else "not comparable with the main run's, which was measured on the fixed binarization",
-     display=False)
+     if map_spec.dataset == main_spec.dataset
+     else f"not comparable with the main run's, which was measured on {main_spec.dataset}", display=False)
 glue("vae_latent_dim", hp["latent_dim"], display=False)
 
 # %% [markdown]
@@ -269,10 +227,9 @@ glue("vae_latent_dim", hp["latent_dim"], display=False)
 # $-\mathcal{L}_1$.
 
 # %%
-model = trained["vae"]
-n_bound_images = 300  # a few hundred test images keep this cheap at every k
+model = finished["vae"].model().to(dev)
 x_k = ds.split("test")[:n_bound_images].to(model.device)
-ks = sorted({k for k in (1, 10, 100) if k < cfg["k_eval"]} | {cfg["k_eval"]})
+ks = sorted({k for k in (1, 10, 100) if k < hp["k_eval"]} | {hp["k_eval"]})
 tight = []
 with torch.no_grad():
     for k in ks:
@@ -280,7 +237,7 @@ with torch.no_grad():
         mean, se = metrics.mean_se(v)
         tight.append({"k": k, "-L_k (nats)": mean, "se": se})
 tight = pd.DataFrame(tight).set_index("k")
-elbo_k, elbo_k_se = metrics.mean_se(neg_elbo(model, x_k.cpu()))
+elbo_k = float(model.neg_elbo(x_k).mean())  # the same images; its noise seeded as in the record's test -ELBO
 display(tight.round(3))
 
 fig, ax = plt.subplots(figsize=(5, 3.2))
@@ -315,7 +272,7 @@ glue("vae_k_monotone", "decreases at every step, as the ordering of the bounds r
 for run in records:
     print(run)
     for figure in ("samples.png", "neighbours.png", "nn_distances.png"):
-        display(Image(filename=out / run / figure))
+        display(Image(filename=finished[run].path(figure)))
 
 nn = records["vae"]["nearest_neighbour"]
 glue("vae_nn_sample_median", f"{nn['samples']['q50']:.0f}", display=False)
@@ -331,7 +288,9 @@ glue("vae_nn_test_median", f"{nn['test']['q50']:.0f}", display=False)
 # $(0.05, 0.95)$ along each axis.
 
 # %%
-vae2 = trained["vae-2d"]
+vae2 = finished["vae-2d"].model().to(dev)
+ds2 = ds if map_spec.dataset == ds.name else data.load(map_spec.dataset, data_dir)
+assert ds2.labels is not None, f"{ds2.name} has no labels to colour the latent map with"
 with torch.no_grad():
     mu, _ = vae2.encode(ds2.split("test").to(vae2.device))
 mu = mu.cpu().numpy()

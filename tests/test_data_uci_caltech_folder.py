@@ -399,6 +399,23 @@ def test_load_image_folder_by_name(folder, tmp_path):
     assert rel.files == ds.files and torch.equal(rel.train, ds.train)
 
 
+def test_an_image_folder_name_carries_its_settings(folder, tmp_path):
+    # what a run on the folder stores as its dataset, so that the run can be trained again from its spec
+    name = data.image_folder_name("images", size=(5, 4), binarize=100, seed=3)
+    assert name == "image_folder:images?size=5x4&binarize=100&seed=3"
+    assert data.image_folder_name("images") == "image_folder:images"
+    assert data.parse_image_folder_name(name) == ("images", {"size": (5, 4), "binarize": 100, "seed": 3})
+    ds = data.load(name, data_dir=tmp_path)
+    direct = data.load_image_folder(folder, size=(5, 4), binarize=100, seed=3)
+    assert ds.kind == "binary" and ds.files == direct.files and torch.equal(ds.train, direct.train)
+    assert ds.name == f"image_folder:{folder.resolve()}?size=5x4&binarize=100&seed=3"
+    assert data.parse_image_folder_name("image_folder:a?b?grey=0&size=none") == ("a?b", {"grey": False, "size": None})
+    with pytest.raises(ValueError, match="unknown setting 'colour=1'"):
+        data.load("image_folder:images?colour=1", data_dir=tmp_path)
+    with pytest.raises(ValueError, match="malformed size"):
+        data.parse_image_folder_name("image_folder:images?size=5")
+
+
 def test_image_folder_errors(folder, tmp_path):
     with pytest.raises(data.DataMissingError, match=r"image folder .*nowhere does not exist"):
         data.load_image_folder(tmp_path / "nowhere")

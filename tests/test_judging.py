@@ -62,3 +62,27 @@ def test_parzen_lesson_matches_the_metrics_and_kmeans_centroids_are_means():
     c = judging.kmeans_centroids(torch.cat([a, b]), 2)
     c = c[c[:, 0].argsort()]
     assert torch.allclose(c, torch.stack([a.mean(0), b.mean(0)]), atol=1e-5)
+
+
+def test_latent_walks_follow_what_a_model_offers_not_its_class():
+    from densitybench import models
+
+    d = data.load("digits")
+    steps = torch.linspace(0, 1, 5)[:, None]
+    torch.manual_seed(0)
+    vae = models.create("vae", (1, 8, 8), latent_dim=2, hidden_sizes=[8])
+    nice = models.create("nice", (1, 8, 8), n_couplings=2, hidden_size=8, n_hidden_layers=1)
+    gan = models.create("gan", (1, 8, 8), noise_dim=4, g_hidden=[8], d_hidden=[8])
+    made = models.create("made", (1, 8, 8), hidden_sizes=[8])
+    binary = data.load("digits_binary")
+    path, between = judging.latent_walk(vae, binary, [0, 1], steps)
+    mu, _ = vae.encode(binary.split("test")[[0, 1]])
+    assert between and path.shape == (5, 1, 8, 8)
+    assert torch.allclose(path[0], vae.decode_mean(mu[:1])[0], atol=1e-6)  # the walk starts at the first code
+    path, between = judging.latent_walk(nice, d, [0, 1], steps, seed=3)
+    y = data.dequantize(d.test[[0, 1]], d.n_levels, torch.Generator().manual_seed(3))
+    assert between and torch.allclose(path[[0, -1]], y.clamp(0, 1), atol=1e-5)  # the exact codes invert to the ends
+    path, between = judging.latent_walk(gan, d, [0, 1], steps, seed=0, pair=1)
+    again, _ = judging.latent_walk(gan, d, [5, 6], steps, seed=0, pair=1)
+    assert not between and path.shape == (5, 1, 8, 8) and torch.equal(path, again)  # noise, not test images
+    assert judging.latent_walk(made, binary, [0, 1], steps) is None

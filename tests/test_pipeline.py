@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from densitybench import paths, study
+from densitybench import beyond, paths, runs, study
 
 
 @pytest.fixture(scope="module")
@@ -22,16 +22,16 @@ def smoke_run(tmp_path_factory):
 def test_every_notebook_executes_and_writes_records(smoke_run):
     for name in study.NOTEBOOKS:
         assert (smoke_run / f"{name}.ipynb").is_file()
-    runs = sorted(p.parent.name for p in smoke_run.glob("*/metrics.json"))
-    expected = ["made-1mask", "made-2masks", "mob_k2", "pca_gmm", "nade", "pixelcnn", "pixel_lstm", "row_lstm",
-                "nice", "vae", "vae-2d", "gan", "made-levels", "nade-levels", "pixelcnn-levels"]
-    assert runs == sorted(expected)
-    assert (smoke_run / "results.csv").read_text().count("\n") == len(expected) + 1
-    # "Beyond MNIST" writes its runs in a folder of its own, out of the MNIST tables
-    beyond = sorted(p.parent.name for p in (smoke_run / "beyond").glob("*/metrics.json"))
+    # every run of the plan is finished in the profile's one run store, "Beyond MNIST"'s included
+    done = sorted(p.parent.name for p in (smoke_run / "runs").glob("*/metrics.json"))
+    assert done == sorted(s.folder for s in runs.load_profile("smoke").specs())
     for run in ("digits_binary-made_masks", "digits_binary-made", "digits_binary-mob2", "digits_binary-pca_gmm2",
                 "digits-pca_gmm"):
-        assert run in beyond
+        assert f"{run}-s0" in done
+    # the results table holds the runs of the model chapters; those of "Beyond MNIST" are on its own page
+    expected = ["made-1mask", "made-2masks", "mob_k2", "pca_gmm", "nade", "pixelcnn", "pixel_lstm", "row_lstm",
+                "nice", "vae", "vae-2d", "gan", "made-levels", "nade-levels", "pixelcnn-levels"]
+    assert (smoke_run / "results.csv").read_text().count("\n") == len(expected) + 1
     # the all-families table holds the softmax models and the continuous models on the 17 levels
     bits = (smoke_run / "bits_per_dim_digits.csv").read_text()
     for label in ("MADE, 17-way softmax", "NADE, 17-way softmax", "PixelCNN, 17-way softmax", "NICE", "PCA"):
@@ -121,52 +121,92 @@ def test_beyond_runs_a_folder_of_the_readers_images(tmp_path, monkeypatch):
     root = tmp_path / "results"
     study.execute("beyond", "smoke", root, {"uci": [], "levels": [], "images": [], "image_folder": "faces",
                                             "image_size": 8}, progress=False)
-    # the folder, given relative to the data directory, became one binary dataset whose runs
-    # live in the chapter's own results folder
-    runs = sorted(p.parent.name for p in (root / "smoke" / "beyond").glob("*/metrics.json"))
-    assert "image_folder-faces-made_masks" in runs and "image_folder-faces-mob2" in runs
+    # the folder, given relative to the data directory, became one binary dataset whose runs,
+    # made on the fly with the chapter's settings, live in the profile's run store
+    store = root / "smoke" / "runs"
+    done = sorted(p.parent.name for p in store.glob("*/metrics.json"))
+    assert "image_folder-faces-made_masks-s0" in done and "image_folder-faces-mob2-s0" in done
+    spec = runs.Run(store / "image_folder-faces-mob2-s0").spec
+    assert spec.dataset == "image_folder:faces?size=8x8&binarize=128" and spec.chapter == "beyond"
+    assert spec.train["epochs"] == study.config("beyond", "smoke")["epochs"]
     assert sorted(p.name for p in data_dir.iterdir()) == ["faces"]
 
 
-def test_find_run_returns_a_finished_run_only_when_it_was_trained_with_the_same_settings(smoke_run, tmp_path):
-    folder = smoke_run / "beyond"
-    rec = json.loads((folder / "digits_binary-made" / "metrics.json").read_text())
-    cfg = study.config("beyond", "smoke")
-    hp = rec["config"]["hyperparameters"]
-    found, where = study.find_run("digits_binary-made", "made", hp, "digits_binary", cfg, [tmp_path, folder])
-    assert where == folder / "digits_binary-made" and found["test_nll_nats"] == rec["test_nll_nats"]
-    with pytest.raises(study.RunNotFound, match=r"lr: 0.001 there, 0.01 here"):
-        study.find_run("digits_binary-made", "made", hp, "digits_binary", {**cfg, "lr": 0.01}, [folder])
-    with pytest.raises(study.RunNotFound, match="hyperparameters"):
-        study.find_run("digits_binary-made", "made", {**hp, "hidden_sizes": [17]}, "digits_binary", cfg, [folder])
-    with pytest.raises(study.RunNotFound, match="seed"):
-        study.find_run("digits_binary-made", "made", hp, "digits_binary", cfg, [folder], seed=1)
-    with pytest.raises(study.RunNotFound, match="dataset: 'digits_binary' there, 'mnist' here"):
-        study.find_run("digits_binary-made", "made", hp, "mnist", cfg, [folder])
-    with pytest.raises(study.RunNotFound, match="no finished run"):
-        study.find_run("digits_binary-nope", "made", hp, "digits_binary", cfg, [folder])
+def test_beyond_runs_are_named_by_kind_and_chosen_on_validation():
+    assert beyond.parse_name("adult-mob50") == ("adult", "mob", 50)
+    assert beyond.parse_name("fashion_mnist-pca_gmm") == ("fashion_mnist", "pca_gmm", None)
+    assert beyond.parse_name("image_folder-faces-made_masks") == ("image_folder-faces", "made_masks", None)
+    with pytest.raises(ValueError, match="<dataset>-<kind><K>"):
+        beyond.parse_name("adult-vae")
+
+    class Finished:  # what select_on_validation reads of a run
+        def __init__(self, name, valid):
+            self.folder, self.record = paths.REPO_ROOT / name, {"valid_nll_nats": valid}
+
+    grid = [Finished("a-mob10-s0", 20.8), Finished("a-mob50-s0", 19.0), Finished("a-mob200-s0", 19.1)]
+    assert beyond.select_on_validation(grid) is grid[1]
+    with pytest.raises(ValueError, match="a-mob5-s0"):
+        beyond.select_on_validation([*grid, Finished("a-mob5-s0", None)])
+    # every run of the group profiles' plans is named so, and every grid holds several K
+    for group in ("uci", "atari", "caltech", "fashion"):
+        for spec in runs.load_profile(group).specs(chapter="beyond"):
+            stem, kind, k = beyond.parse_name(spec.name)
+            assert stem == spec.dataset and spec.model == beyond.MODEL_OF[kind]
     assert [study.beyond_profile(n) for n in ("adult", "atari_breakout", "caltech101_silhouettes", "fashion_mnist",
                                               "mnist")] == ["uci", "atari", "caltech", "fashion", None]
+
+
+def test_a_gathering_page_lists_absent_runs_with_the_command_that_makes_them(tmp_path):
+    cfg = {**study.config("beyond", "smoke"), "collect": ["smoke"], "train_missing": False}
+    gathering = beyond.Gathering("smoke", cfg, tmp_path, device="cpu")
+    assert gathering.group(["digits_binary", "mnist"], beyond.GROUP_KINDS["images"]) == {}
+    assert "densitybench train --profile smoke --runs 'digits_binary-*'" in gathering.not_run["digits_binary"]
+    assert "is not finished" in gathering.not_run["digits_binary"]
+    assert gathering.not_run["mnist"] == "no run on it in the plan of the profile smoke"
+    assert not (tmp_path / "smoke").exists()  # nothing was trained
+    # a folder holding a run with other settings is reported, never read as this page's run
+    spec = runs.load_profile("smoke").spec("digits_binary-made_masks")  # the first kind read
+    other = runs.make_spec(spec.name, spec.model, spec.dataset, hparams={**spec.hparams, "hidden_sizes": [17]},
+                           train=spec.train)
+    folder = runs.store_root("smoke", tmp_path) / spec.folder
+    folder.mkdir(parents=True)
+    (folder / "spec.json").write_text(json.dumps(other.to_json()))
+    assert gathering.dataset("digits_binary", beyond.GROUP_KINDS["images"]) is None
+    assert "hparams.hidden_sizes: [17] != [16]" in gathering.not_run["digits_binary"]
+
+
+def test_a_page_that_trains_its_plan_finds_its_finished_runs_without_training_them_again(tmp_path):
+    cfg = study.config("beyond", "smoke")
+    gathering = beyond.Gathering("smoke", cfg, tmp_path, device="cpu")
+    found = gathering.dataset("digits_binary", beyond.GROUP_KINDS["images"])  # trained: 2 epochs, EM in 3 or 5 steps
+    assert found is not None and set(found.chosen) == {"made_masks", "made", "mob", "pca_gmm"}
+    assert [k for k, _ in found.grid["mob"]] == [2] and found.chosen["mob"] is found.grid["mob"][0][1]
+    assert found.store == runs.store_root("smoke", tmp_path) and found.profile == "smoke"
+    stamps = {p: p.stat().st_mtime_ns for p in found.store.glob("*/metrics.json")}
+    again = beyond.Gathering("smoke", {**cfg, "collect": ["smoke"], "train_missing": False}, tmp_path)
+    read = again.dataset("digits_binary", beyond.GROUP_KINDS["images"])
+    assert read.record("made")["test_nll_nats"] == found.record("made")["test_nll_nats"]
+    assert {p: p.stat().st_mtime_ns for p in found.store.glob("*/metrics.json")} == stamps
+    assert set(again.every_run()) == {s.folder for s in runs.load_profile("smoke").specs(chapter="beyond")
+                                      if s.dataset == "digits_binary"}
 
 
 @pytest.mark.slow
 def test_beyond_gathers_the_runs_of_other_profiles_without_training(smoke_run, tmp_path):
     root = tmp_path / "results"
-    shutil.copytree(smoke_run / "beyond", root / "group" / "beyond")
-    nb = study.execute("beyond", "smoke", root, {"collect": ["group"]}, progress=False)
-    assert not (root / "smoke" / "beyond").exists()  # nothing was trained
-    text = nb.read_text()
-    gathered = sorted(p.parent.name for p in (root / "group" / "beyond").glob("*/metrics.json"))
-    assert "digits_binary-made_masks" in gathered
-    assert "reuses the finished runs that the profiles group wrote" in text  # the glued sentence
-    for run in gathered:  # every run is named on the page, with the folder it came from
-        assert run in text
-    assert str(root / "group" / "beyond") in text
+    shutil.copytree(smoke_run / "runs", root / "smoke" / "runs")
+    params = {"collect": ["smoke"], "train_missing": False, "uci": []}
+    stamps = {p.name: p.stat().st_mtime_ns for p in (root / "smoke" / "runs").iterdir()}
+    text = study.execute("beyond", "smoke", root, params, progress=False).read_text()
+    assert {p.name: p.stat().st_mtime_ns for p in (root / "smoke" / "runs").iterdir()} == stamps  # nothing trained
+    assert "trains nothing: it gathers the finished runs that the profiles smoke planned and wrote" in text
+    for spec in runs.load_profile("smoke").specs(chapter="beyond"):  # every run is named on the page
+        if spec.dataset != "mushrooms":
+            assert spec.folder in text
     with_missing = tmp_path / "partial"
-    shutil.copytree(smoke_run / "beyond", with_missing / "group" / "beyond",
+    shutil.copytree(smoke_run / "runs", with_missing / "smoke" / "runs",
                     ignore=shutil.ignore_patterns("digits_binary-mob*"))
-    text = study.execute("beyond", "smoke", with_missing, {"collect": ["group"], "train_missing": False},
-                         progress=False).read_text()
-    assert "digits_binary-mob2" in text and "no finished run" in text  # the dataset is listed as not run
-    assert "trains nothing: it gathers the finished runs that the profiles group wrote" in text
-    assert not (with_missing / "smoke" / "beyond").exists()
+    text = study.execute("beyond", "smoke", with_missing, params, progress=False).read_text()
+    # the dataset is listed as not run, with the command that makes its runs, and nothing is trained
+    assert "densitybench train --profile smoke --runs 'digits_binary-*'" in text and "is not finished" in text
+    assert not list((with_missing / "smoke" / "runs").glob("digits_binary-mob*"))

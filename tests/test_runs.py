@@ -372,3 +372,31 @@ def test_a_failed_or_killed_execution_keeps_the_last_good_notebook(tmp_path, mon
     os.killpg(p.pid, signal.SIGKILL)
     p.wait()
     assert (out / "slow.ipynb").read_text() == "the last good notebook"
+
+
+# --------------------------------------------------------------------------- plan and train
+
+
+def test_train_trains_what_the_plan_misses_and_a_second_call_trains_nothing(tmp_path, capsys):
+    root = str(tmp_path)
+    assert cli(["plan", "--profile", "smoke", "--runs", "made-1mask", "nade", "--results-root", root, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["run"], r["status"]) for r in rows] == [("made-1mask-s0", "missing"), ("nade-s0", "missing")]
+    assert all(len(r["key"]) == 12 and r["folder"].endswith(r["run"]) for r in rows)
+    assert cli(["train", "--profile", "smoke", "--runs", "made-1mask", "nade", "--results-root", root,
+                "--device", "cpu", "--threads", "1"]) == 0
+    assert "2 to train" in capsys.readouterr().out
+    cli(["plan", "--profile", "smoke", "--runs", "made-1mask", "nade", "--results-root", root, "--json"])
+    assert [r["status"] for r in json.loads(capsys.readouterr().out)] == ["done", "done"]
+    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("smoke/runs/*/metrics.json")}
+    assert cli(["train", "--profile", "smoke", "--runs", "made-1mask", "nade", "--results-root", root]) == 0
+    assert "2 done, 0 to train" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("smoke/runs/*/metrics.json")} == stamps
+
+
+def test_the_published_plan_is_complete():
+    """Every run of the published book (the mnist profile and the profiles it gathers) is done."""
+    rows = runs.plan("mnist")
+    assert len(rows) >= 80
+    missing = [r["run"] for r in rows if r["status"] != "done"]
+    assert not missing, missing

@@ -17,6 +17,7 @@ any directory of image files into an :class:`ImageData`.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import math
@@ -46,6 +47,8 @@ __all__ = [
     "UCI_BINARY",
     "load",
     "load_image_folder",
+    "image_folder_name",
+    "parse_image_folder_name",
     "fetch",
     "check",
     "dequantize",
@@ -825,7 +828,8 @@ def load(name: str, data_dir: str | os.PathLike | None = None) -> ImageData:
     Args:
         name: one of :func:`names`, or ``"image_folder:<path>"`` for a directory of images
             loaded by :func:`load_image_folder` with its defaults (a relative ``<path>`` is
-            taken inside the data directory).
+            taken inside the data directory), or with other settings as
+            :func:`image_folder_name` writes them, e.g. ``"image_folder:faces?size=8x8&binarize=128&seed=0"``.
         data_dir: the data directory (see :func:`densitybench.paths.data_dir`).
 
     Raises:
@@ -834,8 +838,12 @@ def load(name: str, data_dir: str | os.PathLike | None = None) -> ImageData:
         ChecksumError: a file's content differs from the canonical one.
     """
     if name.startswith(IMAGE_FOLDER_PREFIX):
-        folder = Path(name[len(IMAGE_FOLDER_PREFIX) :]).expanduser()
-        return load_image_folder(folder if folder.is_absolute() else paths.data_dir(data_dir) / folder)
+        where, options = parse_image_folder_name(name)
+        folder = Path(where).expanduser()
+        ds = load_image_folder(folder if folder.is_absolute() else paths.data_dir(data_dir) / folder, **options)
+        if options:  # the name says how the images were read, so a run on them can be redone
+            ds = dataclasses.replace(ds, name=image_folder_name(ds.name[len(IMAGE_FOLDER_PREFIX) :], **options))
+        return ds
     if name in generated():
         from .atari import load_atari
 
@@ -938,6 +946,57 @@ IMAGE_FOLDER_PREFIX = "image_folder:"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 #: The Pillow filter every image is resized with.
 IMAGE_FOLDER_RESAMPLE = "LANCZOS"
+#: The settings of :func:`load_image_folder` an image-folder name may carry (see :func:`image_folder_name`).
+IMAGE_FOLDER_OPTIONS = ("size", "grey", "binarize", "seed")
+
+
+def image_folder_name(folder: str | os.PathLike, size: tuple[int, int] | None = (64, 64), grey: bool = True,
+                      binarize: int | None = None, seed: int = 0) -> str:
+    """The dataset name that :func:`load` reads as ``load_image_folder(folder, size, grey, binarize, seed)``.
+
+    Settings left at their defaults are not written: ``image_folder_name("faces")`` is
+    ``"image_folder:faces"``; ``image_folder_name("faces", size=(8, 8), binarize=128)`` is
+    ``"image_folder:faces?size=8x8&binarize=128"``.
+    """
+    options = []
+    if size != (64, 64):
+        options.append("size=" + ("none" if size is None else f"{int(size[0])}x{int(size[1])}"))
+    if not grey:
+        options.append("grey=0")
+    if binarize is not None:
+        options.append(f"binarize={int(binarize)}")
+    if seed != 0:
+        options.append(f"seed={int(seed)}")
+    return IMAGE_FOLDER_PREFIX + str(folder) + ("?" + "&".join(options) if options else "")
+
+
+def parse_image_folder_name(name: str) -> tuple[str, dict]:
+    """``(folder, settings of load_image_folder)`` of a name :func:`image_folder_name` wrote.
+
+    Raises:
+        ValueError: a setting that is not one of :data:`IMAGE_FOLDER_OPTIONS`, or a malformed value.
+    """
+    rest = name[len(IMAGE_FOLDER_PREFIX) :] if name.startswith(IMAGE_FOLDER_PREFIX) else name
+    folder, sep, query = rest.rpartition("?")
+    if not sep:
+        return rest, {}
+    options = {}
+    for item in query.split("&"):
+        key, eq, value = item.partition("=")
+        if not eq or key not in IMAGE_FOLDER_OPTIONS:
+            raise ValueError(f"image folder {name!r}: unknown setting {item!r}; known: {', '.join(IMAGE_FOLDER_OPTIONS)}")
+        try:
+            if key == "size":
+                options[key] = None if value == "none" else tuple(int(v) for v in value.split("x", 1))
+                if options[key] is not None and len(options[key]) != 2:
+                    raise ValueError
+            elif key == "grey":
+                options[key] = {"1": True, "0": False}[value]
+            else:
+                options[key] = int(value)
+        except (ValueError, KeyError):
+            raise ValueError(f"image folder {name!r}: malformed {key} {value!r}") from None
+    return folder, options
 
 
 def load_image_folder(

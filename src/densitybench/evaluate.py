@@ -276,7 +276,7 @@ def record_run(
         "sample_seconds": float(sample_seconds),
         "sample_seconds_per_image": float(sample_seconds / n_samples),
         "n_samples": n_samples,
-        "epochs": len(epochs),
+        "epochs": int(epochs[-1]["epoch"]) if epochs else 0,  # an EM fit reports its steps in one entry
         "best_epoch": history.best_epoch,
         "stop_reason": stop_reason,
         "still_improving": _still_improving(epochs),

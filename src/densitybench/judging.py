@@ -19,12 +19,20 @@ Every model is compared with the same held-out real images (the test split), so 
 of a table are comparable; a row of real images the models never saw (the validation split)
 gives the score of real data, and a "model" that returns training images shows what
 copying looks like.
+
+The runs judged are read, never trained here: :func:`draw_sample_sets` reloads each finished
+run's model and draws its samples (or reads the samples a run stored when its checkpoint is
+not at hand), :func:`references` builds the real-image references with their sanity rows, and
+:func:`judge_sets` puts every set through :func:`judge`. :func:`latent_walk` walks a model's
+latent space by what the model offers (an encoder, an invertible map or a generator), not by
+its class.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -147,6 +155,148 @@ def judge(ref: Reference, images: torch.Tensor, n_boot: int = 50, min_per_cell: 
         out[key] = float(np.quantile(d_pix, q))
         out[f"{key}_se"] = _boot_se(lambda i: np.quantile(d_pix[i], q), m, 200, rng)
     return out
+
+
+# --------------------------------------------------------------------------- the runs judged
+
+
+@dataclass
+class SampleSets:
+    """The samples of the runs judged.
+
+    Attributes:
+        images: run name -> ``(n, C, H, W)`` samples as images in [0, 1].
+        models: run name -> the reloaded model (runs judged from stored samples have none).
+        not_judged: run name -> why it has no samples here.
+        timings: one ``{"run", "samples", "seconds per sample"}`` per model that drew samples.
+    """
+
+    images: dict = field(default_factory=dict)
+    models: dict = field(default_factory=dict)
+    not_judged: dict = field(default_factory=dict)
+    timings: list = field(default_factory=list)
+
+
+def draw_sample_sets(finished: dict, dataset, *, n_judge: int, n_judge_slow: int, slow_seconds: float, seed: int = 0,
+                     device="cpu") -> SampleSets:
+    """Samples of every finished run, drawn with a fixed seed from its reloaded model.
+
+    A model whose run recorded more than ``slow_seconds`` per sample (one network pass per
+    pixel) gives ``n_judge_slow`` samples, the others ``n_judge``. Binary and ``K``-level
+    samples become images in [0, 1] as level / (K - 1); continuous ones are clipped to [0, 1].
+    A run whose checkpoint is not at hand is judged from the samples it stored
+    (``judge_samples.npy``) when it stored at least ``n_judge``, and is otherwise listed in
+    ``not_judged``.
+
+    Args:
+        finished: run name -> :class:`~densitybench.runs.Run`.
+        dataset: ``dataset(name) -> ImageData``, the data a run was trained on.
+        device: where the models draw their samples.
+    """
+    from . import evaluate
+
+    out = SampleSets()
+    for name, run in finished.items():
+        rec = run.record
+        try:
+            model = run.model().to(device)
+        except FileNotFoundError:
+            stored = run.path("judge_samples.npy")
+            if stored.is_file() and len(np.load(stored, mmap_mode="r")) >= n_judge:
+                out.images[name] = torch.from_numpy(np.load(stored)[:n_judge].astype(np.float32))
+            else:
+                ck = rec.get("checkpoint") or {}
+                out.not_judged[name] = f"no checkpoint here ({ck.get('size_mb')} MB) and no stored samples"
+            continue
+        out.models[name] = model
+        n = n_judge_slow if rec["sample_seconds_per_image"] > slow_seconds else n_judge
+        t0 = time.perf_counter()
+        s = evaluate.draw_samples(model, n, torch.Generator(device=model.device).manual_seed(seed))
+        out.timings.append({"run": name, "samples": n, "seconds per sample": (time.perf_counter() - t0) / n})
+        out.images[name] = evaluate.to_image(s, dataset(rec["dataset"]), model.support == "continuous")
+    return out
+
+
+def references(classifier, datasets: dict, *, n_real: int, n_judge: int, n_cells: int, n_boot: int,
+               seed: int = 0) -> tuple[dict, dict]:
+    """The reference of each dataset and the two sets whose answers are known.
+
+    Each dataset's reference holds its training images and ``n_real`` test images drawn at
+    random; against it go ``n_judge`` (at most the validation size) validation images, which
+    should score like real data, and as many training images, a "model" that copies.
+
+    Args:
+        classifier: the embedding's trained classifier.
+        datasets: name -> :class:`~densitybench.data.ImageData`.
+    Returns:
+        ``(refs, rows)``: name -> :class:`Reference`, and label -> ``{"dataset", "kind":
+        "reference", **judge(...)}`` with labels ``"real images (<name>, valid)"`` and
+        ``"training images (<name>), a copier"``.
+    """
+    from . import evaluate
+
+    refs, rows = {}, {}
+    g = torch.Generator().manual_seed(seed)
+    for name in sorted(datasets):
+        ds = datasets[name]
+        test_idx = torch.randperm(len(ds.test), generator=g)[:n_real]
+        refs[name] = build_reference(classifier, evaluate.to_image(ds.train, ds, False),
+                                     evaluate.to_image(ds.test[test_idx], ds, False), n_cells, seed)
+        n = min(n_judge, len(ds.valid))
+        valid, train = (evaluate.to_image(split[torch.randperm(len(split), generator=g)[:n]], ds, False)
+                        for split in (ds.valid, ds.train))
+        for label, x in ((f"real images ({name}, valid)", valid), (f"training images ({name}), a copier", train)):
+            rows[label] = {"dataset": name, "kind": "reference", **judge(refs[name], x, n_boot, seed=seed)}
+    return refs, rows
+
+
+def judge_sets(images: dict, records: dict, refs: dict, *, n_boot: int, seed: int = 0) -> dict:
+    """:func:`judge` of every set of samples against the reference of its run's dataset.
+
+    Args:
+        images: run name -> samples as images in [0, 1].
+        records: run name -> its ``metrics.json`` record (``dataset``, ``likelihood``).
+        refs: dataset name -> :class:`Reference`.
+    Returns:
+        run name -> ``{"dataset", "kind": the run's likelihood, **judge(...)}``.
+    """
+    return {run: {"dataset": records[run]["dataset"], "kind": records[run]["likelihood"],
+                  **judge(refs[records[run]["dataset"]], x, n_boot, seed=seed)} for run, x in images.items()}
+
+
+@torch.no_grad()
+def latent_walk(model, ds, ends, steps: torch.Tensor, seed: int = 0, pair: int = 0):
+    """Images along a straight line in ``model``'s latent space, chosen by what the model offers.
+
+    - an encoder (``encode``, ``decode_mean``, as the VAE): between the encoder means of the
+      test images ``ends``, decoded to pixel probabilities;
+    - an invertible map of continuous data (``inverse``, and ``model(y) -> (h, logabsdet)``, as
+      NICE): between the exact codes ``h = f(y)`` of the dequantized test images ``ends``;
+    - a generator without an encoder (``noise``, ``generate``, as the GAN): between two noise
+      vectors drawn with ``seed + pair``.
+
+    Args:
+        ds: the run's :class:`~densitybench.data.ImageData`.
+        ends: the indices of two test images.
+        steps: ``(S, 1)`` positions in [0, 1] along the line.
+    Returns:
+        ``(images, between_data)``: ``(S, ...)`` images on the CPU and whether the ends are the
+        test images (False: noise vectors); None for a model with no latent space.
+    """
+    from . import data
+
+    steps = steps.to(model.device)
+    if hasattr(model, "encode") and hasattr(model, "decode_mean"):
+        mu, _ = model.encode(ds.split("test")[ends].to(model.device))
+        return model.decode_mean((1 - steps) * mu[0] + steps * mu[1]).cpu(), True
+    if model.support == "continuous" and hasattr(model, "inverse"):
+        y = data.dequantize(ds.test[ends], ds.n_levels, torch.Generator().manual_seed(seed))
+        h, _ = model(y.to(model.device))
+        return model.inverse((1 - steps) * h[0] + steps * h[1]).clamp(0, 1).cpu(), True
+    if hasattr(model, "noise") and hasattr(model, "generate"):
+        z = model.noise(2, torch.Generator(device=model.device).manual_seed(seed + pair))
+        return model.generate((1 - steps) * z[0] + steps * z[1]).cpu(), False
+    return None
 
 
 # --------------------------------------------------------------------------- the Parzen lesson

@@ -1,4 +1,9 @@
-"""Aggregate the ``metrics.json`` of every run of a profile into the study's tables."""
+"""Aggregate the ``metrics.json`` of the finished runs of a profile into the study's tables.
+
+The tables only read what the runs wrote: :func:`finished_runs` lists the runs of a profile's
+plan that are finished in its run store (``metrics.json`` present; a partial run is never
+tabulated) and says which are not.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,62 @@ from pathlib import Path
 
 import pandas as pd
 
+#: chapters whose runs are on other datasets and have a page of their own, out of the study's tables
+OWN_PAGE_CHAPTERS = ("beyond",)
+
 
 def collect(results_dir: str | os.PathLike) -> list[dict]:
-    """Every run record under ``results_dir`` (one ``<run>/metrics.json`` each), sorted by run."""
+    """Every run record in the run store ``results_dir`` (one ``<run>/metrics.json`` each),
+    sorted by run folder; a folder without ``metrics.json`` (a partial run) is left out.
+    :func:`finished_runs` lists only the runs of a profile's plan."""
     recs = [json.loads(p.read_text()) for p in sorted(Path(results_dir).glob("*/metrics.json"))]
     if not recs:
         raise FileNotFoundError(f"no run records (*/metrics.json) in {results_dir}")
     return recs
+
+
+def finished_runs(profile: str, store, *, seed: int | None = None, exclude_chapters=OWN_PAGE_CHAPTERS):
+    """The runs of ``profile``'s plan that are finished in the run store ``store``, in plan order.
+
+    Args:
+        profile: a profile name (its plan lists the runs).
+        store: its run store (``results/<profile>/runs``).
+        seed: only the runs of this seed (None: every seed).
+        exclude_chapters: chapters whose runs are left out (see :data:`OWN_PAGE_CHAPTERS`).
+    Returns:
+        ``(finished, unfinished)``: a list of :class:`~densitybench.runs.Run`, and one dict per
+        run of the plan that is not finished: ``run`` (its folder name), ``chapter``,
+        ``status`` (``"missing"``, ``"partial"`` or ``"mismatch"``: the folder holds a run
+        with other settings) and ``epoch`` reached.
+    """
+    from . import runs
+
+    finished, unfinished = [], []
+    for spec in runs.load_profile(profile).specs():
+        if spec.chapter in exclude_chapters or (seed is not None and spec.seed != seed):
+            continue
+        try:
+            st = runs.status(spec, store)
+        except runs.SpecMismatch:
+            st = {"status": "mismatch", "epoch": None}
+        if st["status"] == "done":
+            finished.append(runs.Run(runs.run_dir(spec, store)))
+        else:
+            unfinished.append({"run": spec.folder, "chapter": spec.chapter, "status": st["status"],
+                               "epoch": st["epoch"]})
+    return finished, unfinished
+
+
+def stopped_by(record: dict) -> str:
+    """Why training stopped, from ``stop_reason``; for a run stopped by its epoch cap or time
+    budget, whether the validation value was still improving (``still_improving``)."""
+    reason = record.get("stop_reason")
+    if not reason:
+        return "—"
+    text = reason.replace("_", " ")
+    if reason in ("epoch_cap", "time_budget") and record.get("still_improving") is not None:
+        text += ", still improving" if record["still_improving"] else ", no longer improving"
+    return text
 
 
 def dataset_kind(record: dict) -> str:
@@ -65,6 +119,7 @@ def nll_table(records: list[dict]) -> pd.DataFrame:
             "train (s)": round(r["train_seconds"], 1),
             "sampling (ms/image)": round(1000 * r["sample_seconds_per_image"], 2),
             "epochs (best)": f"{r['epochs']} ({r['best_epoch']})",
+            "stopped by": stopped_by(r),
             "source of published": a.get("source", "—") if a else "—",
             "protocol differences": (r.get("protocol_note") or "—") if a else "no published number on this dataset",
         })
@@ -72,16 +127,25 @@ def nll_table(records: list[dict]) -> pd.DataFrame:
 
 
 def provenance_table(records: list[dict]) -> pd.DataFrame:
-    """Where each number came from: run, seed, commit, device, versions."""
+    """Where each number came from: run, key, seed, commit, device, versions, checkpoint."""
     return pd.DataFrame([{
         "run": r["run"],
+        "key": r.get("key") or "—",
         "seed": r["seed"],
         "commit": (r.get("git_commit") or "none")[:10] + (" (modified)" if r.get("git_dirty") else ""),
         "device": r["device"],
         "torch": r["versions"].get("torch"),
-        "checkpoint": (r.get("checkpoint") or {}).get("path") or "not kept",
+        "checkpoint": _checkpoint(r.get("checkpoint") or {}),
         "timestamp": r["timestamp"],
     } for r in records])
+
+
+def _checkpoint(ck: dict) -> str:
+    if not ck.get("path"):
+        return "not kept"
+    if ck.get("committed") is False:
+        return f"{ck['path']} (in the run store, not committed: {ck.get('size_mb')} MB)"
+    return ck["path"]
 
 
 def bits_table(records: list[dict], dataset: str) -> pd.DataFrame:
@@ -123,7 +187,8 @@ def run_table(records: dict[str, dict]) -> pd.DataFrame:
             "bits/dim": _pm(r["bits_per_dim"], r.get("bits_per_dim_se"), 4),
             "valid NLL (nats)": f"{valid:.2f}" if valid is not None else "—",
             "params": r["n_params"],
-            "epochs (best)": f"{r['epochs']} ({r['best_epoch']})" + (" budget" if r.get("stopped_by_budget") else ""),
+            "epochs (best)": f"{r['epochs']} ({r['best_epoch']})",
+            "stopped by": stopped_by(r),
             "train s": round(r["train_seconds"]),
             "published": f"{pub['value']:.2f} {pub['unit']}" if pub else "—",
         })

@@ -224,7 +224,7 @@ def fit(
         history.train_seconds = time.perf_counter() - t0
         best = min(history.epochs, key=lambda e: e["valid_loss"])
         history.best_epoch, history.best_valid = best["epoch"], best["valid_loss"]
-        history.stop_reason = getattr(model, "stop_reason", None) or "converged"
+        history.stop_reason = closed_form_stop_reason(model, history.epochs)
         _check_finite(label, history.epochs)
         return history
 
@@ -344,6 +344,17 @@ def fit(
     history.stopped_early = state["stop_reason"] == "patience"
     history.stopped_by_budget = state["stop_reason"] == "time_budget"
     return history
+
+
+def closed_form_stop_reason(model, epochs: list[dict]) -> str:
+    """Why an EM fit stopped: its own convergence test (``converged``), its iteration cap, or
+    (a fit with ``patience``) a validation NLL that stopped improving."""
+    last = epochs[-1]
+    if "converged" in last:
+        return "converged" if last["converged"] else "iteration_cap"
+    if hasattr(model, "patience") and last["epoch"] < getattr(model, "max_iter", float("inf")):
+        return "patience"
+    return "iteration_cap" if hasattr(model, "max_iter") else "converged"
 
 
 def _check_finite(label: str, epochs: list[dict]) -> None:

@@ -2,6 +2,13 @@
 
 Public methods validate their inputs and delegate to private ones (the shape of
 ``nflows``): ``log_prob`` -> ``_log_prob``, ``sample`` -> ``_sample``.
+
+A model also carries what a generic trainer needs to train, checkpoint and record it with
+no code of its own: the counters training changes (a MADE's mask schedule, a VAE's KL
+warm-up, a GAN's loss trace) travel in its state dict, so a checkpoint restores them, and
+four hooks, :meth:`~DensityModel.validation_criterion`, :meth:`~DensityModel.finalize`,
+:meth:`~DensityModel.evaluation_extras` and :meth:`~DensityModel.artifacts`, say what the
+model wants from training and evaluation beyond its likelihood.
 """
 
 from __future__ import annotations
@@ -9,6 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -22,10 +30,20 @@ class DensityModel(nn.Module):
     """Base class: a density (or a generator) over tensors shaped ``(B, *data_shape)``.
 
     Subclasses set:
+        name: the name :func:`densitybench.models.create` builds it by.
         likelihood: one of :data:`LIKELIHOOD_KINDS`; what ``log_prob`` returns.
         trained_by_gradient: ``False`` for models fitted in closed form or by EM, which
             then implement ``fit_closed_form(train, valid, progress)``.
+        hparam_choices: ``{hyperparameter: allowed values}`` for the categorical ones.
+        nonempty_hparams: list-valued hyperparameters that need at least one entry.
     and implement ``_log_prob(x)`` (input already validated) and ``_sample(n, generator)``.
+    Their constructors begin with :func:`~densitybench.models.hparams.check_hparams` on their
+    arguments.
+
+    A model whose training changes Python attributes (counters) keeps them in its state dict
+    through ``get_extra_state`` / ``set_extra_state``, as a tensor (so that every value of
+    the state dict is a tensor and ``torch.load(weights_only=True)`` reads it); loading a
+    state dict written before it did so leaves those attributes as they are.
 
     Args:
         data_shape: shape of one example, e.g. ``(1, 28, 28)``.
@@ -34,8 +52,11 @@ class DensityModel(nn.Module):
         n_levels: number of discrete levels for ``"levels"`` data.
     """
 
+    name: str = ""
     likelihood: str = "exact"
     trained_by_gradient: bool = True
+    hparam_choices: dict[str, tuple] = {}
+    nonempty_hparams: tuple[str, ...] = ()
 
     def __init__(self, data_shape: tuple[int, ...], support: str = "binary", n_levels: int = 2):
         super().__init__()
@@ -58,11 +79,17 @@ class DensityModel(nn.Module):
         """
         if self.likelihood == "none":
             raise NotImplementedError(f"{type(self).__name__} declares no likelihood")
+        self.check_fitted("log_prob")
         self.check_input(x)
         return self._log_prob(x)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` samples shaped ``(n, *data_shape)``."""
+        """``n`` samples shaped ``(n, *data_shape)``.
+
+        Raises:
+            RuntimeError: a model fitted in closed form has not been fitted yet.
+        """
+        self.check_fitted("sample")
         if int(n) < 1:
             raise ValueError(f"n must be a positive integer, not {n!r}")
         with torch.no_grad():
@@ -91,7 +118,49 @@ class DensityModel(nn.Module):
         opt.step()
         return float(loss.item())
 
+    # ------------------------------------------------------------------ hooks of a generic trainer
+    def validation_criterion(self, valid: torch.Tensor) -> float | None:
+        """The number early stopping minimises on the validation data ``valid`` (prepared as
+        the model's inputs), lower is better; None (the default) means the mean validation NLL."""
+        return None
+
+    def finalize(self, train: torch.Tensor, valid: torch.Tensor) -> dict:
+        """A last step after training, before the test evaluation (e.g. a GAN choosing its
+        Parzen width on ``valid``). Returns the fields it adds to the run's record (none here)."""
+        return {}
+
+    def evaluation_extras(self, test: torch.Tensor) -> dict:
+        """Numbers of the test split the record holds besides the NLL (none here)."""
+        return {}
+
+    def artifacts(self) -> dict[str, np.ndarray]:
+        """Arrays a chapter analyses later without the model in memory (none here)."""
+        return {}
+
     # ------------------------------------------------------------------ helpers
+    @property
+    def is_fitted(self) -> bool:
+        """Whether the model holds a density: False only for a model fitted in closed form
+        (or by EM) before its fit. Read from the state, so it survives a save and a load."""
+        return True
+
+    def check_fitted(self, method: str) -> None:
+        """Raise ``RuntimeError`` when the model is not fitted yet, naming ``method``."""
+        if not self.is_fitted:
+            raise RuntimeError(
+                f"{type(self).__name__} is not fitted: call fit_closed_form(train, valid) (or "
+                f"densitybench.train.fit) before {method}"
+            )
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+        key = prefix + "_extra_state"
+        if key not in state_dict and key in missing_keys:
+            # a checkpoint written before the model kept its counters: they keep their values
+            missing_keys.remove(key)
+
     @property
     def device(self) -> torch.device:
         for t in list(self.parameters()) + list(self.buffers()):

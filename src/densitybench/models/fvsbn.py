@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from .autoregressive import RasterAutoregressive
+from .hparams import check_hparams
 
 
 class FVSBN(RasterAutoregressive):
@@ -31,7 +32,10 @@ class FVSBN(RasterAutoregressive):
         n_levels: 2 for Bernoulli conditionals, ``K > 2`` for a ``K``-way softmax.
     """
 
+    name = "fvsbn"
+
     def __init__(self, data_shape, n_levels: int = 2):
+        check_hparams(FVSBN, data_shape, locals())  # the constructor's arguments
         super().__init__(data_shape, n_levels)
         D = self.n_dims
         self.W = nn.Parameter(torch.zeros(self.n_out, D, D))

@@ -49,6 +49,7 @@ from torch import nn
 
 from .. import metrics
 from .base import DensityModel
+from .hparams import check_hparams
 
 #: the kernel widths Goodfellow et al. search on validation data
 PARZEN_SIGMAS = np.logspace(-1, 0, 10)
@@ -73,7 +74,8 @@ class GAN(DensityModel):
     Parzen centres (10,000 x 784 floats would exceed the study's checkpoint size limit):
     :meth:`log_prob` regenerates them deterministically from ``parzen_seed``, so a
     reloaded model gives the same estimate (up to floating point differences between
-    devices).
+    devices). They also hold the training steps taken and :attr:`loss_trace`, the losses of
+    every step (see :meth:`get_extra_state`).
 
     Args:
         data_shape: shape of one image, e.g. ``(1, 28, 28)``; flattened to ``D`` pixels.
@@ -85,6 +87,7 @@ class GAN(DensityModel):
         parzen_seed: seed of the noise behind those samples.
     """
 
+    name = "gan"
     likelihood = "estimate"
 
     def __init__(
@@ -97,6 +100,7 @@ class GAN(DensityModel):
         parzen_n_samples: int = 10000,
         parzen_seed: int = 0,
     ):
+        check_hparams(GAN, data_shape, locals())  # the constructor's arguments
         super().__init__(data_shape, support="continuous")
         self.noise_dim = int(noise_dim)
         self.g_hidden = tuple(int(h) for h in g_hidden)
@@ -104,23 +108,17 @@ class GAN(DensityModel):
         self.betas = tuple(float(b) for b in betas)
         self.parzen_n_samples = int(parzen_n_samples)
         self.parzen_seed = int(parzen_seed)
-        if self.noise_dim < 1:
-            raise ValueError(f"noise_dim must be a positive integer, not {noise_dim!r}")
-        if any(h < 1 for h in self.g_hidden + self.d_hidden):
-            raise ValueError("every hidden layer needs at least one unit")
-        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
-            raise ValueError(f"betas must be two numbers in [0, 1), not {betas!r}")
-        if self.parzen_n_samples < 1:
-            raise ValueError(f"parzen_n_samples must be a positive integer, not {parzen_n_samples!r}")
 
         self.G = _mlp((self.noise_dim, *self.g_hidden, self.n_dims))
         self.D = _mlp((self.n_dims, *self.d_hidden, 1))
         #: Parzen kernel width chosen on validation data; NaN until :meth:`fit_parzen`
         self.register_buffer("parzen_sigma", torch.tensor(float("nan")))
-        #: losses of the last training step, and of every step since construction
+        #: losses of the last training step, and ``(discriminator, generator)`` of every step
+        #: of the run since construction
         self.last_losses: dict[str, float] = {}
         self.loss_trace: list[tuple[float, float]] = []
-        self._n_updates = 0  # bumped by every training step and every load
+        self._n_updates = 0  # training steps behind the weights (kept in the state dict)
+        self._n_loads = 0  # state dicts loaded: new weights, so the cached centres are stale
         self._parzen_cache: tuple[tuple, torch.Tensor] | None = None
 
     # ------------------------------------------------------------------ networks
@@ -213,8 +211,32 @@ class GAN(DensityModel):
         return self.last_losses["generator"]
 
     def _load_from_state_dict(self, *args, **kwargs):
-        self._n_updates += 1  # new weights: the cached Parzen centres are stale
+        self._n_loads += 1  # new weights: the cached Parzen centres are stale
         super()._load_from_state_dict(*args, **kwargs)
+
+    def get_extra_state(self) -> torch.Tensor:
+        """The training steps taken and the loss trace, as one flat tensor
+        ``[n_updates, d_1, g_1, d_2, g_2, ...]``: float32 when that holds every value
+        exactly (losses of a float32 model do), float64 otherwise."""
+        flat = torch.tensor([float(self._n_updates)] + [v for step in self.loss_trace for v in step],
+                            dtype=torch.float64)
+        single = flat.float()
+        return single if torch.equal(single.double(), flat) else flat
+
+    def set_extra_state(self, state: torch.Tensor) -> None:
+        """Restore the steps taken and the loss trace.
+
+        The trace is the history of the run, not a property of the weights: loading a state
+        whose trace is the beginning of this model's own (a trainer going back to the weights
+        of its best epoch) keeps the longer trace, so the record shows every step.
+        """
+        values = state.double().cpu().tolist()
+        self._n_updates = int(values[0])
+        trace = list(zip(values[1::2], values[2::2]))
+        if not (len(trace) < len(self.loss_trace) and self.loss_trace[: len(trace)] == trace):
+            self.loss_trace = trace
+        last = self.loss_trace[-1] if self.loss_trace else None
+        self.last_losses = {} if last is None else {"discriminator": last[0], "generator": last[1]}
 
     # ------------------------------------------------------------------ sampling
     def _sample(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -236,6 +258,7 @@ class GAN(DensityModel):
         """
         key = (
             self._n_updates,
+            self._n_loads,
             self.device,
             tuple((p.data_ptr(), p._version) for p in self.G.parameters()),
         )
@@ -277,6 +300,7 @@ class GAN(DensityModel):
             lp = metrics.parzen_log_prob(x.to(self.device), self.parzen_centres(), sigma)
         return lp.to(device=x.device, dtype=x.dtype)
 
+    # ------------------------------------------------------------------ hooks of a generic trainer
     @torch.no_grad()
     def validation_criterion(self, valid: torch.Tensor, n_valid: int = 1000, n_samples: int = 2000) -> float:
         """A cheap early-stopping number, lower is better: minus the Parzen log-likelihood of
@@ -284,9 +308,26 @@ class GAN(DensityModel):
         ``parzen_seed``, so epochs differ only by ``G``), at the best width of the same grid
         as :meth:`fit_parzen`. Leaves ``parzen_sigma`` untouched.
 
-        Usable as ``train.fit(..., valid_fn=lambda m, v: m.validation_criterion(v))``.
+        A trainer that asks the model for its criterion uses this one.
         """
         self.check_input(valid)
         valid = valid[: int(n_valid)].to(self.device)
         _, table = metrics.select_parzen_sigma(valid, self._seeded_samples(int(n_samples)), PARZEN_SIGMAS)
         return -max(table.values())
+
+    def finalize(self, train: torch.Tensor, valid: torch.Tensor) -> dict:
+        """After training: choose the Parzen width on all of ``valid`` (:meth:`fit_parzen`).
+
+        Returns:
+            ``parzen_sigma`` (the width chosen), ``parzen_n_samples`` (the centres behind the
+            estimate) and ``parzen_valid_ll``: ``{f"{sigma:.6g}": mean validation
+            log-likelihood in nats}`` for every width of the grid.
+        """
+        table = self.fit_parzen(valid)
+        return {"parzen_sigma": float(self.parzen_sigma), "parzen_n_samples": self.parzen_n_samples,
+                "parzen_valid_ll": {f"{s:.6g}": v for s, v in table.items()}}
+
+    def artifacts(self) -> dict[str, np.ndarray]:
+        """``loss_trace``: float64 ``(steps, 2)``, the discriminator's and the generator's loss
+        at every training step."""
+        return {"loss_trace": np.asarray(self.loss_trace, dtype=np.float64).reshape(-1, 2)}

@@ -15,7 +15,8 @@ the output mask ``m^L(k') < m^0(d)`` (strict). Masks are buffers applied as ``W 
 call time, never written into the weights.
 
 Connectivity-agnostic training keeps ``n_masks`` mask sets and cycles through them every
-``resample_every`` optimiser steps; at test time the ensemble is the mixture
+``resample_every`` optimiser steps (the step count and the current set are part of the state
+dict, so a checkpoint resumes the cycle where it was); at test time the ensemble is the mixture
 
     log p(x) = logsumexp_k log p_k(x) - log K,
 
@@ -32,6 +33,7 @@ from torch import nn
 
 from .autoregressive import draw
 from .base import DensityModel, uniform
+from .hparams import check_hparams
 
 
 class MaskedLinear(nn.Linear):
@@ -66,7 +68,10 @@ class MADE(DensityModel):
         seed: seed of the connectivity and orderings.
     """
 
+    name = "made"
     likelihood = "exact"
+    hparam_choices = {"ordering": ("natural", "random")}
+    nonempty_hparams = ("hidden_sizes",)
 
     def __init__(
         self,
@@ -79,14 +84,9 @@ class MADE(DensityModel):
         n_levels: int = 2,
         seed: int = 0,
     ):
+        check_hparams(MADE, data_shape, locals())  # the constructor's arguments
         super().__init__(data_shape, support="binary" if n_levels == 2 else "levels", n_levels=n_levels)
-        if ordering not in ("natural", "random"):
-            raise ValueError(f"ordering must be 'natural' or 'random', not {ordering!r}")
-        if n_masks < 1:
-            raise ValueError("n_masks must be >= 1")
         self.hidden_sizes = tuple(int(h) for h in hidden_sizes)
-        if not self.hidden_sizes:
-            raise ValueError("MADE needs at least one hidden layer")
         self.n_masks = int(n_masks)
         self.ordering = ordering
         self.resample_every = int(resample_every)
@@ -142,6 +142,15 @@ class MADE(DensityModel):
         self._steps += 1
         if self.n_masks > 1 and self._steps % self.resample_every == 0:
             self.set_mask((self.mask_index + 1) % self.n_masks)
+
+    def get_extra_state(self) -> torch.Tensor:
+        """The mask schedule's position: ``[steps taken, current mask set]``."""
+        return torch.tensor([self._steps, self.mask_index], dtype=torch.long)
+
+    def set_extra_state(self, state: torch.Tensor) -> None:
+        steps, k = (int(v) for v in state.tolist())
+        self._steps = steps
+        self.set_mask(k)
 
     # ------------------------------------------------------------------ network
     def _inputs(self, x: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from .base import DensityModel, FittedBuffersMixin, uniform
+from .hparams import check_hparams
 
 
 class BernoulliMixture(FittedBuffersMixin, DensityModel):
@@ -36,7 +37,8 @@ class BernoulliMixture(FittedBuffersMixin, DensityModel):
     The M-step uses a symmetric Beta(1 + alpha, 1 + alpha) prior on each ``mu_kd`` (the
     MAP estimate ``(sum_n r_nk x_nd + alpha) / (N_k + 2 alpha)``) so no probability is 0 or 1.
     EM stops when the validation NLL has not improved for ``patience`` iterations; the
-    parameters of the best iteration are kept.
+    parameters of the best iteration are kept. Until fitted, the buffers are empty and
+    ``log_prob`` and ``sample`` raise ``RuntimeError``.
 
     Args:
         data_shape: shape of one example.
@@ -47,19 +49,29 @@ class BernoulliMixture(FittedBuffersMixin, DensityModel):
         seed: seed of the initialisation (K random training images, shrunk to the mean).
     """
 
+    name = "bernoulli_mixture"
     likelihood = "exact"
     trained_by_gradient = False
 
     def __init__(self, data_shape, n_components=10, alpha=0.01, max_iter=200, patience=5, seed=0):
+        check_hparams(BernoulliMixture, data_shape, locals())  # the constructor's arguments
         super().__init__(data_shape, support="binary")
         self.n_components = int(n_components)
         self.alpha = float(alpha)
         self.max_iter = int(max_iter)
         self.patience = int(patience)
         self.seed = int(seed)
-        K, D = self.n_components, self.n_dims
-        self.register_buffer("log_weights", torch.full((K,), -math.log(K)))
-        self.register_buffer("probs", torch.full((K, D), 0.5))
+        # empty until fitted: ``log pi`` (K,) and ``mu`` (K, D)
+        self.register_buffer("log_weights", torch.zeros(0))
+        self.register_buffer("probs", torch.zeros(0, self.n_dims))
+
+    @property
+    def is_fitted(self) -> bool:
+        return self.probs.shape[0] > 0
+
+    def n_params(self) -> int:
+        """``K`` weights and ``K x D`` probabilities (as stored; the weights sum to 1)."""
+        return self.n_components * (1 + self.n_dims)
 
     def _component_log_probs(self, x: torch.Tensor) -> torch.Tensor:
         """``log pi_k + log p(x | k)``, shape ``(B, K)``."""
@@ -87,8 +99,8 @@ class BernoulliMixture(FittedBuffersMixin, DensityModel):
         g = torch.Generator().manual_seed(self.seed)
         pick = torch.randperm(xt.shape[0], generator=g)[:K]
         mean = xt.mean(0)
-        self.probs.copy_((0.5 * xt[pick] + 0.5 * mean).clamp(1e-3, 1 - 1e-3))
-        self.log_weights.fill_(-math.log(K))
+        self.probs = (0.5 * xt[pick] + 0.5 * mean).clamp(1e-3, 1 - 1e-3)
+        self.log_weights = torch.full((K,), -math.log(K), dtype=xt.dtype, device=xt.device)
 
         def nll(x):
             return -torch.cat([self._log_prob(b) for b in x.split(batch_size)]).mean().item()
@@ -144,6 +156,7 @@ class PCAGMM(FittedBuffersMixin, DensityModel):
 
     Fitted with scikit-learn's ``PCA`` and ``GaussianMixture`` (EM, k-means initialisation);
     the fitted parameters are stored as buffers and the density is evaluated in float64 torch.
+    Until fitted, the buffers are empty and ``log_prob`` and ``sample`` raise ``RuntimeError``.
 
     Args:
         data_shape: shape of one example.
@@ -158,21 +171,18 @@ class PCAGMM(FittedBuffersMixin, DensityModel):
         seed: seed of the k-means initialisation.
     """
 
+    name = "pca_gmm"
     likelihood = "exact"
     trained_by_gradient = False
+    hparam_choices = {"covariance_type": ("full", "diag")}
 
     def __init__(
         self, data_shape, variance=0.99, n_components=110, covariance_type="full", reg_covar=1e-6, max_iter=100, seed=0,
         n_principal=None,
     ):
+        check_hparams(PCAGMM, data_shape, locals())  # the constructor's arguments
         super().__init__(data_shape, support="continuous")
-        if not 0 < variance <= 1:
-            raise ValueError("variance must be in (0, 1]")
-        if n_principal is not None and not 1 <= int(n_principal) <= self.n_dims:
-            raise ValueError(f"n_principal must lie in [1, {self.n_dims}], not {n_principal!r}")
         self.fixed_principal = None if n_principal is None else int(n_principal)
-        if covariance_type not in ("full", "diag"):
-            raise ValueError("covariance_type must be 'full' or 'diag'")
         self.variance = float(variance)
         self.n_components = int(n_components)
         self.covariance_type = covariance_type
@@ -187,6 +197,11 @@ class PCAGMM(FittedBuffersMixin, DensityModel):
         self.register_buffer("means", torch.zeros(0, 0, dtype=f64))
         #: precision Cholesky factors P_k with S_k^{-1} = P_k P_k^T, shape (K, d, d)
         self.register_buffer("prec_chol", torch.zeros(0, 0, 0, dtype=f64))
+
+    @property
+    def is_fitted(self) -> bool:
+        # the mixture's buffers are empty until fitted, and shaped by the state dict on load
+        return self.log_weights.numel() > 0
 
     @property
     def n_principal(self) -> int:

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .autoregressive import RasterAutoregressive, draw
+from .hparams import check_hparams
 
 
 # elements of one chunk's ``(D, B_chunk, H)`` buffers: 8 MB of float32, which stays in a
@@ -134,7 +135,10 @@ class NADE(RasterAutoregressive):
         n_levels: 2 for Bernoulli conditionals, ``K > 2`` for a ``K``-way softmax.
     """
 
+    name = "nade"
+
     def __init__(self, data_shape, hidden_size: int = 500, n_levels: int = 2):
+        check_hparams(NADE, data_shape, locals())  # the constructor's arguments
         super().__init__(data_shape, n_levels)
         D, H = self.n_dims, int(hidden_size)
         self.hidden_size = H

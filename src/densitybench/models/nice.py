@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import DensityModel, uniform
+from .hparams import check_hparams
 
 #: the priors ``p_H`` the model offers
 PRIORS = ("logistic", "gaussian")
@@ -167,7 +168,9 @@ class NICE(DensityModel):
             swap roles from one coupling layer to the next.
     """
 
+    name = "nice"
     likelihood = "exact"
+    hparam_choices = {"prior": PRIORS, "partition": PARTITIONS}
 
     def __init__(
         self,
@@ -178,15 +181,8 @@ class NICE(DensityModel):
         prior: str = "logistic",
         partition: str = "alternate",
     ):
+        check_hparams(NICE, data_shape, locals())  # the constructor's arguments
         super().__init__(data_shape, support="continuous")
-        if prior not in PRIORS:
-            raise ValueError(f"prior must be one of {PRIORS}, not {prior!r}")
-        if partition not in PARTITIONS:
-            raise ValueError(f"partition must be one of {PARTITIONS}, not {partition!r}")
-        if int(n_couplings) < 1:
-            raise ValueError(f"n_couplings must be >= 1, not {n_couplings!r}")
-        if int(hidden_size) < 1 or int(n_hidden_layers) < 1:
-            raise ValueError("hidden_size and n_hidden_layers must be >= 1")
         if self.n_dims < 2:
             raise ValueError(f"NICE needs at least 2 dimensions to partition, got data_shape {self.data_shape}")
         self.n_couplings = int(n_couplings)

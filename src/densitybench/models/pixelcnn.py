@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .autoregressive import RasterAutoregressive
+from .hparams import check_hparams
 
 
 class MaskedConv2d(nn.Conv2d):
@@ -76,8 +77,11 @@ class PixelCNN(RasterAutoregressive):
         n_levels: 2 for Bernoulli outputs, ``K`` (up to 256) for a ``K``-way softmax.
     """
 
+    name = "pixelcnn"
+
     def __init__(self, data_shape, n_channels: int = 64, n_blocks: int = 7, output_channels: int = 64,
                  n_levels: int = 2):
+        check_hparams(PixelCNN, data_shape, locals())  # the constructor's arguments
         super().__init__(data_shape, n_levels)
         if len(self.data_shape) != 3 or self.data_shape[0] != 1:
             raise ValueError(f"PixelCNN models single-channel images (1, H, W), not {self.data_shape}")

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from .autoregressive import RasterAutoregressive, draw
+from .hparams import check_hparams
 from .pixelcnn import MaskedConv2d
 
 
@@ -34,7 +35,10 @@ class PixelLSTM(RasterAutoregressive):
         n_levels: 2 for Bernoulli outputs, ``K`` for a ``K``-way softmax.
     """
 
+    name = "pixel_lstm"
+
     def __init__(self, data_shape, hidden_size: int = 128, n_layers: int = 1, n_levels: int = 2):
+        check_hparams(PixelLSTM, data_shape, locals())  # the constructor's arguments
         super().__init__(data_shape, n_levels)
         self.lstm = nn.LSTM(1, hidden_size, n_layers, batch_first=True)
         self.output = nn.Linear(hidden_size, self.n_out)
@@ -104,8 +108,11 @@ class RowLSTM(RasterAutoregressive):
         n_levels: 2 for Bernoulli outputs, ``K`` for a ``K``-way softmax.
     """
 
+    name = "row_lstm"
+
     def __init__(self, data_shape, hidden: int = 32, n_layers: int = 2, kernel_size: int = 3,
                  output_channels: int = 64, n_levels: int = 2):
+        check_hparams(RowLSTM, data_shape, locals())  # the constructor's arguments
         super().__init__(data_shape, n_levels)
         if len(self.data_shape) != 3 or self.data_shape[0] != 1:
             raise ValueError(f"RowLSTM models single-channel images (1, H, W), not {self.data_shape}")
