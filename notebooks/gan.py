@@ -50,7 +50,7 @@ from myst_nb import glue
 from scipy.special import logsumexp
 from scipy.stats import norm
 
-from densitybench import data, metrics, models, paths, plots, runs, study, train
+from densitybench import data, metrics, models, paths, plots, report, runs, study, train
 
 prof = runs.load_profile(profile)
 cfg = study.config("gan", profile)
@@ -147,12 +147,8 @@ print(f"best epoch {rec['best_epoch']} of {rec['epochs']} ({rec['stop_reason']})
       f"kernel width {rec['parzen_sigma']:.3f}; test Parzen log-likelihood {-rec['test_nll_nats_continuous']:.2f} "
       f"± {rec['test_nll_se']:.2f} nats")
 
-budget = f"{tr['epochs']} epochs"
-if tr["max_seconds"]:
-    budget += f" or {tr['max_seconds']:g} s of training, whichever ends first"
-stopped_by = {"patience": f"because the validation Parzen estimate had not improved for {tr['patience']} epochs",
-              "epoch_cap": f"at the cap of {tr['epochs']} epochs",
-              "time_budget": "because its budget of training time was spent"}[rec["stop_reason"]]
+budget = report.limit_phrase(tr)
+stopped_by = report.stop_clause(rec, tr, "validation Parzen estimate")
 glue("gan_lr", tr["lr"], display=False)
 glue("gan_batch_size", tr["batch_size"], display=False)
 glue("gan_budget", budget, display=False)

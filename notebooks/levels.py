@@ -100,23 +100,11 @@ glue("levels_K", K, display=False)
 # last epoch reached; *time budget*: the budget spent): {glue:text}`levels_stops`.
 
 # %%
-finished = {s.name: runs.ensure(s, store, device=device, data_dir=data_dir) for s in specs}
+finished = runs.ensure_all(specs, store, device=device, data_dir=data_dir)
 records = {name: r.record for name, r in finished.items()}
-settings = specs[0].train
-assert all(s.train == settings for s in specs), "the runs of this page share their training settings"
+settings = report.glue_training("levels", specs, records)
 
-glue("levels_lr", settings["lr"], display=False)
-glue("levels_batch_size", settings["batch_size"], display=False)
-glue("levels_max_epochs", settings["epochs"], display=False)
-glue("levels_patience", settings["patience"], display=False)
-glue("levels_budget", f"a wall-clock budget of {settings['max_seconds']:g} s of training"
-     if settings["max_seconds"] else "no wall-clock budget", display=False)
-glue("levels_stops", "; ".join(f"{name}: {r['stop_reason'].replace('_', ' ')} (epoch {r['epochs']}, "
-                               f"{r['train_seconds']:.0f} s)" for name, r in records.items()), display=False)
-
-for name, r in records.items():
-    print(f"{name}: best epoch {r['best_epoch']} of {r['epochs']} (stopped by {r['stop_reason']}), "
-          f"{r['train_seconds']:.0f} s, {r['bits_per_dim']:.4f} bits/dim")
+report.print_runs(records, "bits/dim")
 fig = plots.training_curves({name: r.history for name, r in finished.items()})
 plt.show()
 

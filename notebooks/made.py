@@ -41,7 +41,7 @@ import torch
 from IPython.display import Image, display
 from myst_nb import glue
 
-from densitybench import data, models, paths, plots, runs, study
+from densitybench import data, models, paths, plots, report, runs, study
 
 prof = runs.load_profile(profile)
 cfg = study.config("made", profile)
@@ -98,24 +98,12 @@ assert leak == 0.0
 # {glue:text}`made_stops`.
 
 # %%
-finished = {s.name: runs.ensure(s, store, device=device, data_dir=data_dir) for s in specs}
+finished = runs.ensure_all(specs, store, device=device, data_dir=data_dir)
 records = {name: r.record for name, r in finished.items()}
-settings = specs[0].train
-assert all(s.train == settings for s in specs), "the runs of this page share their training settings"
-
-glue("made_batch_size", settings["batch_size"], display=False)
-glue("made_lr", settings["lr"], display=False)
-glue("made_max_epochs", settings["epochs"], display=False)
-glue("made_patience", settings["patience"], display=False)
-glue("made_budget", f"a wall-clock budget of {settings['max_seconds']:g} s of training" if settings["max_seconds"]
-     else "no wall-clock budget", display=False)
+settings = report.glue_training("made", specs, records)
 glue("made_resample_every", specs[-1].hparams["resample_every"], display=False)
-glue("made_stops", "; ".join(f"{name}: {r['stop_reason'].replace('_', ' ')} (epoch {r['epochs']}, "
-                             f"{r['train_seconds']:.0f} s)" for name, r in records.items()), display=False)
 
-for name, r in records.items():
-    print(f"{name}: best epoch {r['best_epoch']} of {r['epochs']} (stopped by {r['stop_reason']}), "
-          f"{r['train_seconds']:.0f} s, test NLL {r['test_nll_nats']:.2f}")
+report.print_runs(records, "test NLL")
 fig = plots.training_curves({name: r.history for name, r in finished.items()})
 plt.show()
 

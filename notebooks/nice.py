@@ -49,7 +49,7 @@ import torch
 from IPython.display import Image, display
 from myst_nb import glue
 
-from densitybench import anchors, data, evaluate, models, paths, plots, runs, study, train
+from densitybench import anchors, data, evaluate, models, paths, plots, report, runs, study, train
 
 prof = runs.load_profile(profile)
 cfg = study.config("nice", profile)
@@ -174,12 +174,8 @@ fig = plots.training_curves({spec.name: r["history"]}, ylabel="NLL (nats on [0,1
 fig.axes[0].set_title(f"{r['label']} on {ds.name}: training and validation NLL")
 plt.show()
 
-budget = f"{tr['epochs']} epochs"
-if tr["max_seconds"]:
-    budget += f" or {tr['max_seconds']:g} s of training, whichever ends first"
-stopped_by = {"patience": f"because the validation NLL had not improved for {tr['patience']} epochs",
-              "epoch_cap": f"at the cap of {tr['epochs']} epochs",
-              "time_budget": "because its budget of training time was spent"}[r["stop_reason"]]
+budget = report.limit_phrase(tr)
+stopped_by = report.stop_clause(r, tr, "validation NLL")
 still = (", while the validation NLL was still falling" if r["still_improving"] and r["stop_reason"] != "patience"
          else "")
 glue("nice_batch_size", tr["batch_size"], display=False)

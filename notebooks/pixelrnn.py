@@ -102,23 +102,11 @@ plt.show()
 # epoch reached; *time budget*: the budget spent): {glue:text}`pixelrnn_stops`.
 
 # %%
-finished = {s.name: runs.ensure(s, store, device=device, data_dir=data_dir) for s in specs}
+finished = runs.ensure_all(specs, store, device=device, data_dir=data_dir)
 records = {name: r.record for name, r in finished.items()}
-settings = specs[0].train
-assert all(s.train == settings for s in specs), "the runs of this page share their training settings"
+settings = report.glue_training("pixelrnn", specs, records)
 
-glue("pixelrnn_lr", settings["lr"], display=False)
-glue("pixelrnn_batch_size", settings["batch_size"], display=False)
-glue("pixelrnn_max_epochs", settings["epochs"], display=False)
-glue("pixelrnn_patience", settings["patience"], display=False)
-glue("pixelrnn_budget", f"a wall-clock budget of {settings['max_seconds']:g} s of training"
-     if settings["max_seconds"] else "no wall-clock budget", display=False)
-glue("pixelrnn_stops", "; ".join(f"{name}: {r['stop_reason'].replace('_', ' ')} (epoch {r['epochs']}, "
-                                 f"{r['train_seconds']:.0f} s)" for name, r in records.items()), display=False)
-
-for name, r in records.items():
-    print(f"{name}: best epoch {r['best_epoch']} of {r['epochs']} (stopped by {r['stop_reason']}), "
-          f"{r['train_seconds']:.0f} s, test NLL {r['test_nll_nats']:.2f}")
+report.print_runs(records, "test NLL")
 fig = plots.training_curves({name: r.history for name, r in finished.items()})
 plt.show()
 

@@ -50,7 +50,7 @@ from IPython.display import Image, display
 from myst_nb import glue
 from scipy.stats import norm
 
-from densitybench import data, metrics, models, paths, plots, runs, study, train
+from densitybench import data, metrics, models, paths, plots, report, runs, study, train
 
 prof = runs.load_profile(profile)
 cfg = study.config("vae", profile)
@@ -144,12 +144,7 @@ tr = main_spec.train
 assert map_spec.train == tr, "the text states one set of training settings for both runs"
 steps_per_epoch = math.ceil(ds.sizes()["train"] / tr["batch_size"])
 warmup_epochs = hp["kl_warmup"] / steps_per_epoch  # the warm-up is counted in optimiser steps
-budget = f"{tr['epochs']} epochs"
-if tr["max_seconds"]:
-    budget += f" or {tr['max_seconds']:g} s of training, whichever ends first"
-stopped_by = {"patience": "because the validation negative ELBO had not improved for {patience} epochs",
-              "epoch_cap": "at the cap of {epochs} epochs",
-              "time_budget": "because its budget of {max_seconds:g} s of training was spent"}
+budget = report.limit_phrase(tr)
 glue("vae_batch_size", tr["batch_size"], display=False)
 glue("vae_lr", tr["lr"], display=False)
 glue("vae_lr_schedule", f"multiplied by {tr['lr_gamma']:g} every {tr['lr_step']} epochs" if tr["lr_step"]
@@ -162,7 +157,8 @@ glue("vae_warmup_epochs", f"{warmup_epochs:g}" if warmup_epochs == round(warmup_
 glue("vae_2d_dataset", map_spec.dataset, display=False)
 glue("vae_stop", " ".join(
     f"Run {name} ran {r['epochs']} epochs in {r['train_seconds']:.0f} s and stopped "
-    f"{stopped_by[r['stop_reason']].format(**specs[name].train)}; the weights of epoch {r['best_epoch']} were kept."
+    f"{report.stop_clause(r, specs[name].train, 'validation negative ELBO')}; "
+    f"the weights of epoch {r['best_epoch']} were kept."
     for name, r in records.items()), display=False)
 
 # %% [markdown]

@@ -3,6 +3,8 @@
 import json
 import shutil
 
+import pytest
+
 from densitybench import report, runs
 
 
@@ -33,3 +35,23 @@ def test_stopped_by_says_whether_a_capped_run_was_still_improving():
     assert report.stopped_by({"stop_reason": "patience", "still_improving": False}) == "patience"
     assert report.stopped_by({"stop_reason": "iteration_cap", "still_improving": True}) == "iteration cap"
     assert report.stopped_by({}) == "—"
+
+
+def test_the_training_phrases_state_the_budget_and_why_a_run_stopped():
+    tr = {"epochs": 1500, "max_seconds": 600, "patience": 10}
+    assert report.limit_phrase(tr) == "1500 epochs or 600 s of training, whichever ends first"
+    assert report.limit_phrase({**tr, "max_seconds": None}) == "1500 epochs"
+    assert report.budget_phrase(tr) == "a wall-clock budget of 600 s of training"
+    assert report.budget_phrase({**tr, "max_seconds": None}) == "no wall-clock budget"
+    assert report.stop_clause({"stop_reason": "time_budget"}, tr) == "because its budget of 600 s of training was spent"
+    assert report.stop_clause({"stop_reason": "patience"}, tr, "validation ELBO") == (
+        "because the validation ELBO had not improved for 10 epochs")
+    rec = {"stop_reason": "epoch_cap", "epochs": 7, "train_seconds": 589.6}
+    assert report.stops_phrase({"nice": rec}) == "nice: epoch cap (epoch 7, 590 s)"
+
+
+def test_a_page_states_training_settings_once_only_when_its_runs_share_them():
+    a = runs.make_spec("a", "made", "digits_binary", hparams={"hidden_sizes": [8]}, train={"epochs": 2})
+    b = runs.make_spec("b", "made", "digits_binary", hparams={"hidden_sizes": [8]}, train={"epochs": 3})
+    with pytest.raises(ValueError, match="do not share their training settings"):
+        report.glue_training("x", [a, b], {})

@@ -42,31 +42,28 @@ def save_figure(fig, path: str | os.PathLike, **kwargs) -> Path:
     return replace_with(tmp, path)
 
 
-def save_numpy(path: str | os.PathLike, array) -> Path:
-    import numpy as np
-
+def write_with(path: str | os.PathLike, write) -> Path:
+    """``write(f)`` into a temporary binary file beside ``path``, then rename it onto ``path``."""
     path = Path(path)
     tmp = _tmp(path)
     with open(tmp, "wb") as f:
-        np.save(f, array)
+        write(f)
     return replace_with(tmp, path)
+
+
+def save_numpy(path: str | os.PathLike, array) -> Path:
+    import numpy as np
+
+    return write_with(path, lambda f: np.save(f, array))
 
 
 def save_npz(path: str | os.PathLike, **arrays) -> Path:
     import numpy as np
 
-    path = Path(path)
-    tmp = _tmp(path)
-    with open(tmp, "wb") as f:
-        np.savez_compressed(f, **arrays)
-    return replace_with(tmp, path)
+    return write_with(path, lambda f: np.savez_compressed(f, **arrays))
 
 
 def save_torch(path: str | os.PathLike, obj) -> Path:
     import torch
 
-    path = Path(path)
-    tmp = _tmp(path)
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-    return replace_with(tmp, path)
+    return write_with(path, lambda f: torch.save(obj, f))

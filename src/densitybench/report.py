@@ -193,3 +193,62 @@ def run_table(records: dict[str, dict]) -> pd.DataFrame:
             "published": f"{pub['value']:.2f} {pub['unit']}" if pub else "—",
         })
     return pd.DataFrame(rows).set_index("run")
+
+
+def budget_phrase(train: dict) -> str:
+    """The wall-clock budget of a run's training settings, in words."""
+    if train.get("max_seconds"):
+        return f"a wall-clock budget of {train['max_seconds']:g} s of training"
+    return "no wall-clock budget"
+
+
+def stops_phrase(records: dict[str, dict]) -> str:
+    """Why each run stopped, its epochs and training time: ``name: patience (epoch 44, 629 s); ...``."""
+    return "; ".join(f"{name}: {r['stop_reason'].replace('_', ' ')} (epoch {r['epochs']}, {r['train_seconds']:.0f} s)"
+                     for name, r in records.items())
+
+
+def glue_training(prefix: str, specs, records: dict[str, dict]) -> dict:
+    """Glue the training settings a page's runs share (``<prefix>_lr``, ``_batch_size``,
+    ``_max_epochs``, ``_patience``, ``_budget``) and why each stopped (``<prefix>_stops``);
+    return those settings.
+
+    Raises:
+        ValueError: the runs do not share their training settings (the page states them once).
+    """
+    from myst_nb import glue
+
+    settings = specs[0].train
+    if any(s.train != settings for s in specs):
+        raise ValueError(f"the runs {', '.join(s.folder for s in specs)} do not share their training settings")
+    values = {"lr": settings["lr"], "batch_size": settings["batch_size"], "max_epochs": settings["epochs"],
+              "patience": settings["patience"], "budget": budget_phrase(settings), "stops": stops_phrase(records)}
+    for k, v in values.items():
+        glue(f"{prefix}_{k}", v, display=False)
+    return settings
+
+
+def limit_phrase(train: dict) -> str:
+    """The most a run may train: ``1500 epochs or 600 s of training, whichever ends first``."""
+    out = f"{train['epochs']} epochs"
+    if train.get("max_seconds"):
+        out += f" or {train['max_seconds']:g} s of training, whichever ends first"
+    return out
+
+
+def stop_clause(record: dict, train: dict, criterion: str = "validation NLL") -> str:
+    """Why a run stopped, as a clause: ``because the validation NLL had not improved for 10 epochs``."""
+    return {"patience": f"because the {criterion} had not improved for {train['patience']} epochs",
+            "epoch_cap": f"at the cap of {train['epochs']} epochs",
+            "time_budget": f"because its budget of {train.get('max_seconds') or 0:g} s of training was spent",
+            "converged": "when EM converged",
+            "iteration_cap": "at its cap of EM iterations"}[record["stop_reason"]]
+
+
+def print_runs(records: dict[str, dict], number: str = "test NLL") -> None:
+    """One line per run: best epoch, why it stopped, training time and ``number`` (``"test NLL"``
+    in nats or ``"bits/dim"``)."""
+    for name, r in records.items():
+        value = f"{r['test_nll_nats']:.2f}" if number == "test NLL" else f"{r['bits_per_dim']:.4f}"
+        print(f"{name}: best epoch {r['best_epoch']} of {r['epochs']} (stopped by {r['stop_reason']}), "
+              f"{r['train_seconds']:.0f} s, {number} {value}")

@@ -589,6 +589,11 @@ def ensure(spec: RunSpec, root, *, device: str = "auto", data_dir=None, progress
     return Run(folder)
 
 
+def ensure_all(specs, root, **kwargs) -> dict[str, Run]:
+    """:func:`ensure` of every spec, keyed by run name (the chapters' runs of one seed)."""
+    return {spec.name: ensure(spec, root, **kwargs) for spec in specs}
+
+
 def plan(profile: str, results_root=None, names=None, gathered: bool = True) -> list[dict]:
     """Every run of ``profile`` with its key, status, epoch reached and folder; with ``gathered``,
     also the runs of the profiles it gathers (each in its own store)."""
