@@ -248,3 +248,46 @@ def test_ray_trains_the_real_runs_bitwise_like_local(tmp_path, cluster):
 
     again = executors.run_all(specs, tmp_path / "ray", executor="ray", threads=1, progress=False)
     assert [r["status"] for r in again] == ["skipped", "skipped"]
+
+
+def train_killed_after_one_epoch(spec: dict, root: str, **settings) -> dict:
+    """The real training, whose worker is killed with SIGKILL once the run has checkpointed its
+    first epoch (the first attempt only): the retried task must resume from that checkpoint."""
+    import threading
+    import time
+
+    marker = Path(root) / f".{spec['name']}-s{spec['seed']}.killed"
+    if not marker.exists():
+        marker.touch()
+        progress = Path(root) / f"{spec['name']}-s{spec['seed']}" / "train_state.progress.json"
+
+        def kill_after_first_epoch():
+            while True:
+                try:
+                    if json.loads(progress.read_text())["epoch"] >= 1:
+                        os.kill(os.getpid(), signal.SIGKILL)
+                except (OSError, ValueError):
+                    pass
+                time.sleep(0.005)
+
+        threading.Thread(target=kill_after_first_epoch, daemon=True).start()
+    return runs.train_one(spec, root, **settings)
+
+
+def test_ray_retries_a_killed_training_which_resumes_bitwise(tmp_path, cluster):
+    spec = runs.make_spec("made-k", "made", "digits_binary", hparams={"hidden_sizes": [16], "n_masks": 2,
+                          "resample_every": 3}, train={"epochs": 4, "batch_size": 50}, options={"n_samples": 4})
+    n_threads = torch.get_num_threads()
+    try:
+        executors.run_all([spec], tmp_path / "local", threads=1, progress=False)
+    finally:
+        torch.set_num_threads(n_threads)
+    (tmp_path / "ray").mkdir()
+    out = executors.run_all([spec], tmp_path / "ray", executor="ray", threads=1, progress=False,
+                            train_fn=train_killed_after_one_epoch)
+    assert out[0]["status"] == "done" and (tmp_path / "ray" / ".made-k-s0.killed").exists()
+    a, b = tmp_path / "local" / spec.folder, tmp_path / "ray" / spec.folder
+    assert _numbers(json.loads((a / "metrics.json").read_text())) == _numbers(
+        json.loads((b / "metrics.json").read_text()))
+    wa, wb = (torch.load(d / "model.pt", map_location="cpu")["state_dict"] for d in (a, b))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
