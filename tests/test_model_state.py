@@ -229,6 +229,14 @@ def test_unknown_hyperparameter_lists_the_accepted_ones():
         models.validate_hparams("vae", None, {"init_seed": 0})  # create's argument, not the model's
 
 
+def test_create_checks_the_configuration_first():
+    """``create`` refuses what ``validate_hparams`` refuses, with the same message (not a TypeError)."""
+    with pytest.raises(ValueError, match=r"made: unknown hyperparameter 'hidden_size'; made takes: hidden_sizes"):
+        models.create("made", SHAPE, hidden_size=8)
+    with pytest.raises(ValueError, match=r"unknown model 'mad'; known: made"):
+        models.create("mad", SHAPE)
+
+
 BAD = [
     ("made", {"hidden_sizes": [0]}, r"made: hidden_sizes\[0\] must be a positive integer, got 0"),
     ("made", {"hidden_sizes": [8, True]}, r"made: hidden_sizes\[1\] must be a positive integer, got True"),

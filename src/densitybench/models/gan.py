@@ -234,7 +234,7 @@ class GAN(DensityModel):
         self._n_updates = int(values[0])
         trace = list(zip(values[1::2], values[2::2]))
         if not (len(trace) < len(self.loss_trace) and self.loss_trace[: len(trace)] == trace):
-            pass
+            self.loss_trace = trace
         last = self.loss_trace[-1] if self.loss_trace else None
         self.last_losses = {} if last is None else {"discriminator": last[0], "generator": last[1]}
 
