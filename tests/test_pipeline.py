@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from densitybench import beyond, paths, runs, study
+from densitybench import beyond, models, paths, runs, study
 
 
 @pytest.fixture(scope="module")
@@ -214,3 +214,32 @@ def test_beyond_gathers_the_runs_of_other_profiles_without_training(smoke_run, t
     # the dataset is listed as not run, with the command that makes its runs, and nothing is trained
     assert "densitybench train --profile smoke --runs 'digits_binary-*'" in text and "is not finished" in text
     assert not list((with_missing / "smoke" / "runs").glob("digits_binary-mob*"))
+
+
+def _run_numbers(folder) -> dict:
+    """The numbers training determines in a run's record (timings and provenance left out)."""
+    rec = json.loads((folder / "metrics.json").read_text())
+    keep = ("test_nll_nats", "test_nll_se", "valid_nll_nats", "bits_per_dim", "epochs", "best_epoch", "stop_reason")
+    return {**{k: rec.get(k) for k in keep},
+            "history": [(e["epoch"], e["train_loss"], e["valid_loss"]) for e in rec["history"]]}
+
+
+@pytest.mark.slow
+def test_ray_trains_the_smoke_plan_bitwise_like_the_local_executor(smoke_run, tmp_path):
+    """The smoke plan trained by Ray tasks on a local cluster of this machine's CPUs equals, number
+    for number and weight for weight, what the local executor trained for the pipeline; a second
+    call trains nothing."""
+    import torch
+
+    out = study.train("smoke", tmp_path, executor="ray", cpus_per_run=1, threads=1, progress=False)
+    local = sorted(p.parent.name for p in (smoke_run / "runs").glob("*/metrics.json"))
+    assert sorted(r["folder"].rsplit("/", 1)[-1] for r in out) == local
+    for name in local:
+        a, b = smoke_run / "runs" / name, tmp_path / "smoke" / "runs" / name
+        assert _run_numbers(a) == _run_numbers(b), name
+        wa, wb = (torch.load(d / "model.pt", weights_only=True)["state_dict"] for d in (a, b))
+        if models.MODELS[json.loads((a / "spec.json").read_text())["model"]].trained_by_gradient:
+            assert all(torch.equal(wa[k], wb[k]) for k in wa), name
+        else:  # fitted by scikit-learn, whose BLAS may split its sums across another number of threads
+            assert all(torch.allclose(wa[k], wb[k], rtol=1e-5, atol=1e-8) for k in wa), name
+    assert study.train("smoke", tmp_path, executor="ray", progress=False) == []
