@@ -227,12 +227,10 @@ def validate_spec(spec: RunSpec) -> None:
         raise ValueError(f"{where}: anchor: unknown published number {spec.anchor!r}")
     if not isinstance(spec.hparams, dict):
         raise ValueError(f"{where}: hparams must be a mapping, got {spec.hparams!r}")
-    check = getattr(models, "validate_hparams", None)
-    if check is not None:
-        try:
-            check(spec.model, None, spec.hparams)
-        except ValueError as err:
-            raise ValueError(f"{where}: hparams: {err}") from None
+    try:
+        models.validate_hparams(spec.model, None, spec.hparams)
+    except ValueError as err:
+        raise ValueError(f"{where}: hparams: {err}") from None
     try:
         _canonical({k: getattr(spec, k) for k in KEY_FIELDS})
     except (TypeError, ValueError) as err:
@@ -511,16 +509,13 @@ def create_model(spec: RunSpec, ds):
     """The run's model with its initial weights drawn from the run's seed."""
     import inspect
 
-    from . import models, train
+    from . import models
 
     hparams = dict(spec.hparams)
     # a model's own randomness (MADE's connectivity, a mixture's initialisation) follows the run's seed
     if "seed" in inspect.signature(models.MODELS[spec.model].__init__).parameters:
         hparams.setdefault("seed", spec.seed)
-    if "init_seed" in inspect.signature(models.create).parameters:
-        return models.create(spec.model, ds.image_shape, init_seed=spec.seed, **hparams)
-    train.seed_everything(spec.seed)
-    return models.create(spec.model, ds.image_shape, **hparams)
+    return models.create(spec.model, ds.image_shape, init_seed=spec.seed, **hparams)
 
 
 # --------------------------------------------------------------------------- reading runs
