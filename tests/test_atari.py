@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("ale_py")
 
-from densitybench import atari  # noqa: E402
+from densitybench.datasets import atari  # noqa: E402  (the module itself, so that monkeypatching reaches it)
 from densitybench.data import array_sha256  # noqa: E402
 
 #: a few seconds at most: 6 short episodes of 16x16 frames
@@ -174,3 +174,11 @@ def test_the_registry_loads_generated_atari_frames(tmp_path, monkeypatch):
     ds = data.load("atari_breakout")
     assert ds.kind == "binary" and ds.image_shape == (1, 28, 28) and (tmp_path / "atari_breakout.npz").is_file()
     assert data.check(tmp_path)["atari_breakout"] == "ok"
+
+
+def test_the_facade_is_the_same_registry_and_functions():
+    from densitybench import atari as facade
+
+    assert facade.ATARI is atari.ATARI and facade.AtariSpec is atari.AtariSpec
+    for name in ("load_atari", "episodes", "cache_path", "cache_dir", "generate", "preprocess"):
+        assert getattr(facade, name) is getattr(atari, name)
