@@ -191,7 +191,7 @@ display(table)
     "config": cfg, "not_judged": not_judged,
     "rows": {k: {m: v for m, v in r.items() if m not in ("nn_distances", "nn_index")} for k, r in rows.items()},
     **evaluate.provenance(dev),
-}, indent=1, default=evaluate._jsonable) + "\n")
+}, indent=1, default=evaluate.jsonable) + "\n")
 
 # %% [markdown]
 # ### The spread over the ten digits
@@ -293,8 +293,7 @@ glue("samples_rank_missing", ", ".join(missing) if missing else "none", display=
 for name in sorted({records[r]["dataset"] for r in loaded}):
     ds = dataset(name)
     H, W = ds.image_shape[-2:]
-    completers = {r: m for r, m in loaded.items() if records[r]["dataset"] == name and hasattr(m, "complete")
-                  and getattr(m, "ordering", "natural") == "natural"}
+    completers = {r: m for r, m in loaded.items() if records[r]["dataset"] == name and m.can_complete}
     if not completers:
         continue
     test = ds.split("test")[:8]

@@ -103,3 +103,50 @@ def test_pca_gmm_checkpoint_round_trip(tmp_path):
     models.save(model, tmp_path / "p.pt")
     again = models.load(tmp_path / "p.pt")
     assert torch.allclose(again.log_prob(x[:20]), model.log_prob(x[:20]))
+
+
+# --------------------------------------------------------------------------- EM under a time budget
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_pca_gmm_em_one_iteration_at_a_time_equals_one_long_fit(covariance_type):
+    """The fit steps scikit-learn's EM one iteration per call (so that a budget can end it):
+    the parameters, the iteration count and the convergence flag are those of one long fit."""
+    from sklearn.decomposition import PCA
+    from sklearn.mixture import GaussianMixture
+
+    _, x = fitted_pca_gmm(D=5, K=3)
+    for max_iter in (3, 100):  # stopped by the cap, and by convergence
+        model = models.create("pca_gmm", (5,), n_principal=3, n_components=3, covariance_type=covariance_type,
+                              max_iter=max_iter, seed=1)
+        (row,) = model.fit_closed_form(x[:1000], x[1000:], progress=False)
+        z = PCA(n_components=3, svd_solver="full").fit_transform(x[:1000].double().numpy())
+        gmm = GaussianMixture(3, covariance_type=covariance_type, max_iter=max_iter, random_state=1).fit(z)
+        assert row["epoch"] == gmm.n_iter_
+        assert row["converged"] == gmm.converged_
+        assert (max_iter == 100) == gmm.converged_  # both cases are exercised
+        np.testing.assert_allclose(model.means.numpy(), gmm.means_, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(model.log_weights.exp().numpy(), gmm.weights_, rtol=1e-10, atol=1e-12)
+        pc = gmm.precisions_cholesky_
+        pc = np.stack([np.diag(p) for p in pc]) if covariance_type == "diag" else pc
+        np.testing.assert_allclose(model.prec_chol.numpy(), pc, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name,hp", [("bernoulli_mixture", {"n_components": 3, "max_iter": 50, "patience": 50}),
+                                     ("pca_gmm", {"n_principal": 3, "n_components": 3, "max_iter": 50})])
+def test_em_stops_after_the_iteration_that_spends_the_time_budget(name, hp):
+    g = torch.Generator().manual_seed(0)
+    if name == "bernoulli_mixture":
+        x = torch.bernoulli(torch.rand(4, 10, generator=g)[torch.randint(0, 4, (600,), generator=g)], generator=g)
+        shape = (10,)
+    else:
+        _, x = fitted_pca_gmm(D=5, K=3)
+        shape = (5,)
+    free = train.fit(models.create(name, shape, **hp), x[:400], x[400:], progress=False, device="cpu")
+    assert free.epochs[-1]["epoch"] > 1 and free.stop_reason != "time_budget" and not free.stopped_by_budget
+    spent = train.fit(models.create(name, shape, **hp), x[:400], x[400:], progress=False, device="cpu",
+                      max_seconds=0.0)
+    assert spent.epochs[-1]["epoch"] == 1  # one iteration, then the budget is found spent
+    assert spent.stop_reason == "time_budget" and spent.stopped_by_budget
+    assert math.isfinite(spent.best_valid)

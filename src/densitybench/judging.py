@@ -24,7 +24,7 @@ The runs judged are read, never trained here: :func:`draw_sample_sets` reloads e
 run's model and draws its samples (or reads the samples a run stored when its checkpoint is
 not at hand), :func:`references` builds the real-image references with their sanity rows, and
 :func:`judge_sets` puts every set through :func:`judge`. :func:`latent_walk` walks a model's
-latent space by what the model offers (an encoder, an invertible map or a generator), not by
+latent space by what the model declares it offers (an encoder, an invertible map or a generator), not by
 its class.
 """
 
@@ -266,14 +266,14 @@ def judge_sets(images: dict, records: dict, refs: dict, *, n_boot: int, seed: in
 
 @torch.no_grad()
 def latent_walk(model, ds, ends, steps: torch.Tensor, seed: int = 0, pair: int = 0):
-    """Images along a straight line in ``model``'s latent space, chosen by what the model offers.
+    """Images along a straight line in ``model``'s latent space, by the capabilities it declares.
 
-    - an encoder (``encode``, ``decode_mean``, as the VAE): between the encoder means of the
-      test images ``ends``, decoded to pixel probabilities;
-    - an invertible map of continuous data (``inverse``, and ``model(y) -> (h, logabsdet)``, as
-      NICE): between the exact codes ``h = f(y)`` of the dequantized test images ``ends``;
-    - a generator without an encoder (``noise``, ``generate``, as the GAN): between two noise
-      vectors drawn with ``seed + pair``.
+    - a model that can encode (``can_encode``: the VAE's encoder means, NICE's exact codes
+      ``h = f(y)``): between the codes of the test images ``ends``, prepared as the model's
+      inputs (dequantized for a model of continuous data), mapped back by ``from_latent`` (the
+      VAE's pixel probabilities, NICE's inverse) and clipped to [0, 1] for display;
+    - a model with a latent space but no encoder (``has_latent``: the GAN's noise): between two
+      latent points drawn with ``seed + pair``.
 
     Args:
         ds: the run's :class:`~densitybench.data.ImageData`.
@@ -281,21 +281,22 @@ def latent_walk(model, ds, ends, steps: torch.Tensor, seed: int = 0, pair: int =
         steps: ``(S, 1)`` positions in [0, 1] along the line.
     Returns:
         ``(images, between_data)``: ``(S, ...)`` images on the CPU and whether the ends are the
-        test images (False: noise vectors); None for a model with no latent space.
+        test images (False: latent points drawn from the prior); None for a model with no
+        latent space.
     """
     from . import data
 
     steps = steps.to(model.device)
-    if hasattr(model, "encode") and hasattr(model, "decode_mean"):
-        mu, _ = model.encode(ds.split("test")[ends].to(model.device))
-        return model.decode_mean((1 - steps) * mu[0] + steps * mu[1]).cpu(), True
-    if model.support == "continuous" and hasattr(model, "inverse"):
-        y = data.dequantize(ds.test[ends], ds.n_levels, torch.Generator().manual_seed(seed))
-        h, _ = model(y.to(model.device))
-        return model.inverse((1 - steps) * h[0] + steps * h[1]).clamp(0, 1).cpu(), True
-    if hasattr(model, "noise") and hasattr(model, "generate"):
-        z = model.noise(2, torch.Generator(device=model.device).manual_seed(seed + pair))
-        return model.generate((1 - steps) * z[0] + steps * z[1]).cpu(), False
+    if model.can_encode:
+        if model.support == "continuous":
+            x = data.dequantize(ds.test[ends], ds.n_levels, torch.Generator().manual_seed(seed))
+        else:
+            x = ds.split("test")[ends]
+        z = model.to_latent(x.to(model.device))
+        return model.from_latent((1 - steps) * z[0] + steps * z[1]).clamp(0, 1).cpu(), True
+    if model.has_latent:
+        z = model.sample_latent(2, torch.Generator(device=model.device).manual_seed(seed + pair))
+        return model.from_latent((1 - steps) * z[0] + steps * z[1]).cpu(), False
     return None
 
 

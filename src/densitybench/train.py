@@ -3,7 +3,8 @@
 Gradient-trained models: Adam, minibatches, early stopping on the validation criterion with
 patience, the best weights restored. Models fitted in closed form or by EM
 (``trained_by_gradient = False``) are delegated to their own ``fit_closed_form`` with the
-same arguments, and return the same per-epoch history.
+same data and the same time budget (``max_seconds``, which their EM loop checks after every
+iteration), and return the same per-epoch history.
 
 Resuming. Given a ``checkpoint`` path, :func:`fit` writes its whole state there atomically at
 the end of every epoch and every ``checkpoint_seconds`` within an epoch: the model (its
@@ -188,7 +189,8 @@ def fit(
             gets one draw of ``train`` seeded by ``seed`` and the same ``valid`` draw.
         max_seconds: a wall-clock budget of training time, checked after every optimiser
             step: once spent, the epoch in progress ends there, is validated, and training
-            stops (``stop_reason == "time_budget"``).
+            stops (``stop_reason == "time_budget"``). A model fitted by EM checks it after
+            every EM iteration and stops there with the same stop reason.
         seed: seeds the shuffling and the model's own randomness.
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
         progress: show a tqdm bar over epochs.
@@ -220,11 +222,13 @@ def fit(
         if dequantize:  # one draw for fitting (seeded by `seed`), the fixed draw for validation
             train = dequantize_levels(train, dequantize, torch.Generator().manual_seed(seed))
             valid = dequantize_levels(valid, dequantize, torch.Generator().manual_seed(DEQUANTIZATION_SEED))
-        history.epochs = model.fit_closed_form(train, valid, progress=progress)
+        budget = None if max_seconds is None else max(0.0, max_seconds - (time.perf_counter() - t0))
+        history.epochs = model.fit_closed_form(train, valid, progress=progress, max_seconds=budget)
         history.train_seconds = time.perf_counter() - t0
         best = min(history.epochs, key=lambda e: e["valid_loss"])
         history.best_epoch, history.best_valid = best["epoch"], best["valid_loss"]
         history.stop_reason = closed_form_stop_reason(model, history.epochs)
+        history.stopped_by_budget = history.stop_reason == "time_budget"
         _check_finite(label, history.epochs)
         return history
 
@@ -347,9 +351,12 @@ def fit(
 
 
 def closed_form_stop_reason(model, epochs: list[dict]) -> str:
-    """Why an EM fit stopped: its own convergence test (``converged``), its iteration cap, or
-    (a fit with ``patience``) a validation NLL that stopped improving."""
+    """Why an EM fit stopped: the time budget (its last row says ``stopped_by_budget``), its
+    own convergence test (``converged``), its iteration cap, or (a fit with ``patience``) a
+    validation NLL that stopped improving."""
     last = epochs[-1]
+    if last.get("stopped_by_budget"):
+        return "time_budget"
     if "converged" in last:
         return "converged" if last["converged"] else "iteration_cap"
     if hasattr(model, "patience") and last["epoch"] < getattr(model, "max_iter", float("inf")):

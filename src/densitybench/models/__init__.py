@@ -1,36 +1,66 @@
 """Models behind one interface: ``create(name, data_shape, *, init_seed=None, **hyperparameters)``.
 
 Every model has ``log_prob(x)`` (nats per example, shape ``(B,)``), ``sample(n, generator)``,
-``loss(x)`` and a declared ``likelihood`` kind (exact, bound, estimate or none).
-:func:`validate_hparams` checks a configuration before any model is built.
+``loss(x)`` and a declared ``likelihood`` kind (exact, bound, estimate or none), and declares
+its capabilities (``can_complete``, ``has_latent``, ``can_encode``; see
+:mod:`densitybench.models.base`). :func:`validate_hparams` checks a configuration before any
+model is built.
+
+A model registers itself: a subclass of :class:`DensityModel` with a ``name``, in any module
+of this package, is found by :func:`create` and listed in :data:`MODELS` (this package imports
+every module in it). Its class declares its own hyperparameter checks (``hparam_checks``,
+``hparam_choices``, ``nonempty_hparams``) and a tiny configuration for the conformance tests
+(``conformance_hparams``), so adding a model takes its module, its profile entry and its
+chapter or table row.
+
+The width of a network goes by several names, one per family, following each paper
+(``hidden_sizes``, ``hidden_size``, ``hidden``, ``n_channels``, ``g_hidden``/``d_hidden``); the
+names are part of the run keys and the checkpoints, so they stay. Instead each class declares
+which of its hyperparameters are widths (``width_hparams``), and :func:`width_table` gathers
+them; the table below is built from the registered classes when the package is imported.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
-from .base import LIKELIHOOD_KINDS, DensityModel
+from .base import LIKELIHOOD_KINDS, REGISTRY, DensityModel
 from .hparams import accepted, check_hparams, is_integer
-from .made import MADE
-from .mixtures import BernoulliMixture, PCAGMM
-from .fvsbn import FVSBN
-from .gan import GAN
-from .nade import NADE
-from .pixelcnn import PixelCNN
-from .pixelrnn import PixelLSTM, RowLSTM
-from .nice import NICE
-from .vae import VAE
 
-#: name -> class; the names used in configs, records and tables (each class's ``name``)
-MODELS: dict[str, type[DensityModel]] = {
-    cls.name: cls for cls in (MADE, BernoulliMixture, PCAGMM, GAN, NADE, FVSBN, PixelCNN, PixelLSTM, RowLSTM, NICE, VAE)
-}
+# every module of the package: each model class registers itself in REGISTRY when defined
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["create", "validate_hparams", "save", "load", "MODELS", "DensityModel", "LIKELIHOOD_KINDS", "MADE", "BernoulliMixture", "PCAGMM", "NADE", "FVSBN", "PixelCNN", "PixelLSTM", "RowLSTM", "NICE", "VAE", "GAN"]
+#: name -> class; the names used in configs, records and tables (each class's ``name``), sorted
+MODELS: dict[str, type[DensityModel]] = {name: REGISTRY[name] for name in sorted(REGISTRY)}
+
+# the classes by their own names: ``from densitybench.models import MADE``
+globals().update({cls.__name__: cls for cls in MODELS.values()})
+
+__all__ = ["create", "validate_hparams", "save", "load", "width_table", "MODELS", "DensityModel", "LIKELIHOOD_KINDS",
+           *sorted(cls.__name__ for cls in MODELS.values())]
+
+
+def width_table() -> str:
+    """Every registered model and the hyperparameter(s) that set the width of its network
+    (its class's ``width_hparams``), as a reStructuredText table; "(none)" for a model without
+    a network to widen (FVSBN, the mixtures)."""
+    rows = [(f"``{name}``", ", ".join(f"``{h}``" for h in cls.width_hparams) or "(none)")
+            for name, cls in MODELS.items()]
+    head = ("model", "width hyperparameter(s)")
+    w0, w1 = (max(len(r[i]) for r in [*rows, head]) for i in (0, 1))
+    rule = f"{'=' * w0}  {'=' * w1}"
+    return "\n".join([rule, f"{head[0]:<{w0}}  {head[1]}", rule, *(f"{a:<{w0}}  {b}" for a, b in rows), rule])
+
+
+if __doc__ is not None:  # (None under python -OO)
+    __doc__ += "\n" + width_table() + "\n"
 
 
 def validate_hparams(name: str, data_shape, hparams) -> None:

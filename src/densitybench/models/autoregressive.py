@@ -1,12 +1,13 @@
-"""What every raster-order autoregressive image model shares.
+"""What every autoregressive model shares (NADE, MADE, FVSBN, PixelCNN, the PixelRNNs).
 
-A model over images ``x`` of ``D = C * H * W`` pixels factorises
+A model over examples ``x`` of ``D`` dimensions (``C * H * W`` pixels of an image) factorises
 
-    log p(x) = sum_{d=1}^{D} log p(x_d | x_{<d})
+    log p(x) = sum_{i=1}^{D} log p(x_{o(i)} | x_{o(1)}, ..., x_{o(i-1)})
 
-in the raster order (row by row, left to right; channels of a pixel in order). A subclass
+over an ordering ``o`` of the dimensions: the raster order (row by row, left to right;
+channels of a pixel in order) unless the model says otherwise. A subclass
 implements ``forward(x)``, the logits of every conditional computed in one pass with the
-guarantee that the logits of pixel ``d`` depend only on pixels before ``d``: shape ``(B, D)``
+guarantee that the logits of pixel ``d`` depend only on pixels before ``d`` in the ordering: shape ``(B, D)``
 for Bernoulli outputs, ``(B, K, D)`` for a ``K``-way softmax. This module turns those logits
 into the exact ``log_prob``, ancestral sampling, and completions of partly observed images.
 """
@@ -49,8 +50,18 @@ def draw(logits_d: torch.Tensor, generator: torch.Generator | None) -> torch.Ten
     return (u[:, None].double() > cdf).sum(1).clamp_max(logits_d.shape[1] - 1).float()
 
 
-class RasterAutoregressive(DensityModel):
-    """Base class of the raster-order models (NADE, PixelCNN, the PixelRNNs).
+class Autoregressive(DensityModel):
+    """Base class of the autoregressive models: exact over an ordering of the ``D`` dimensions.
+
+    A subclass implements ``forward(x)``: the logits of every conditional in one pass, indexed
+    by dimension (``logits[..., d]`` is the conditional of ``x_d``, whatever its place in the
+    ordering), each depending only on the dimensions before ``d`` in the ordering. The ordering
+    is the raster order unless :meth:`sampling_order` says otherwise (MADE's random orderings);
+    a model that keeps several orderings or connectivities (MADE's mask ensemble) overrides
+    ``_log_prob`` and ``_complete`` and reuses :meth:`_draw_in_order`.
+
+    Images are completed from a raster prefix (:meth:`~DensityModel.complete`): every model in
+    the raster order can (``can_complete``).
 
     Args:
         data_shape: shape of one example, e.g. ``(1, 28, 28)``.
@@ -58,6 +69,7 @@ class RasterAutoregressive(DensityModel):
     """
 
     likelihood = "exact"
+    can_complete = True
 
     def __init__(self, data_shape, n_levels: int = 2):
         if int(n_levels) < 2:
@@ -71,6 +83,11 @@ class RasterAutoregressive(DensityModel):
         x = x.float()
         return x if self.n_out == 1 else x / (self.n_levels - 1)
 
+    def sampling_order(self) -> torch.Tensor:
+        """The dimensions in the order of the chain rule: ``order[i]`` is the index (in the
+        flattened example) of the ``i``-th dimension; ``arange(D)``, the raster order, here."""
+        return torch.arange(self.n_dims)
+
     def _log_prob(self, x: torch.Tensor) -> torch.Tensor:
         return conditional_log_prob(self(x), x)
 
@@ -78,35 +95,35 @@ class RasterAutoregressive(DensityModel):
         x = torch.zeros(n, *self.data_shape, device=self.device)
         return self._complete(x, 0, generator)
 
-    def complete(self, x: torch.Tensor, n_known: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Keep the first ``n_known`` pixels of each image (raster order) and sample the rest.
+    def _complete(self, x: torch.Tensor, start: int, generator: torch.Generator | None) -> torch.Tensor:
+        """Sample the dimensions ``sampling_order()[start:]`` in order, keeping the others;
+        one full forward pass per pixel (subclasses with a cheaper incremental pass override
+        this)."""
+        flat = x.reshape(x.shape[0], -1)
+        return self._draw_in_order(flat, self.sampling_order()[start:], generator).reshape(x.shape)
 
-        ``n_known = D // 2`` for ``H x W`` images with even ``H`` hides the bottom half.
+    def _draw_in_order(self, flat: torch.Tensor, dims: torch.Tensor, generator: torch.Generator | None
+                       ) -> torch.Tensor:
+        """Draw ``flat[:, d]`` for every ``d`` of ``dims`` in turn from its conditional under the
+        current network, in place.
 
         Args:
-            x: ``(B, *data_shape)`` images in the model's support (pixels at and after
-                ``n_known`` are ignored).
-            n_known: number of leading pixels that are observed.
+            flat: ``(B, D)`` examples; the dimensions before ``dims`` in the ordering are given.
+            dims: dimension indices, in the ordering.
         Returns:
-            ``(B, *data_shape)`` completions drawn from ``p(x_{>=n_known} | x_{<n_known})``.
+            ``flat``.
         """
-        self.check_input(x)
-        if not 0 <= int(n_known) <= self.n_dims:
-            raise ValueError(f"n_known must lie in [0, {self.n_dims}], not {n_known!r}")
-        with torch.no_grad():
-            return self._complete(x.clone().to(self.device), int(n_known), generator)
-
-    def _complete(self, x: torch.Tensor, start: int, generator: torch.Generator | None) -> torch.Tensor:
-        """Sample pixels ``start, ..., D-1`` in order; one full forward pass per pixel
-        (subclasses with a cheaper incremental pass override this)."""
-        flat = x.reshape(x.shape[0], -1)
-        for d in range(start, self.n_dims):
-            logits = self(flat.reshape(x.shape))
+        for d in dims.tolist():
+            logits = self(flat.reshape(flat.shape[0], *self.data_shape))
             flat[:, d] = draw(logits[..., d], generator)
-        return flat.reshape(x.shape)
+        return flat
 
 
-def dependency_map(model: RasterAutoregressive, position: int, x: torch.Tensor | None = None) -> torch.Tensor:
+#: the name of the base before it took orderings other than the raster one
+RasterAutoregressive = Autoregressive
+
+
+def dependency_map(model: Autoregressive, position: int, x: torch.Tensor | None = None) -> torch.Tensor:
     """Which input pixels the conditional of pixel ``position`` depends on.
 
     The gradient of that pixel's logits with respect to every input, at ``x`` (random

@@ -20,11 +20,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .autoregressive import RasterAutoregressive
+from .autoregressive import Autoregressive
 from .hparams import check_hparams
 
 
-class FVSBN(RasterAutoregressive):
+class FVSBN(Autoregressive):
     """Logistic (or softmax) autoregression in raster order.
 
     Args:
@@ -33,6 +33,11 @@ class FVSBN(RasterAutoregressive):
     """
 
     name = "fvsbn"
+    width_hparams = ()  # no hidden layer: one logistic regression per pixel
+
+    @classmethod
+    def conformance_hparams(cls, data_shape) -> dict:
+        return {}
 
     def __init__(self, data_shape, n_levels: int = 2):
         check_hparams(FVSBN, data_shape, locals())  # the constructor's arguments

@@ -48,11 +48,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import metrics
-from .base import DensityModel
-from .hparams import check_hparams
+from .base import DensityModel, check_count
+from .hparams import check_hparams, is_real
 
 #: the kernel widths Goodfellow et al. search on validation data
 PARZEN_SIGMAS = np.logspace(-1, 0, 10)
+
+
+def _check_betas(value, n_dims):
+    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(is_real(b) and 0 <= b < 1 for b in value):
+        return f"betas must be two numbers in [0, 1), got {value!r}"
+    return None
 
 
 def _mlp(sizes: tuple[int, ...], slope: float = 0.2) -> nn.Sequential:
@@ -89,6 +95,13 @@ class GAN(DensityModel):
 
     name = "gan"
     likelihood = "estimate"
+    width_hparams = ("g_hidden", "d_hidden")
+    hparam_checks = {"betas": _check_betas}
+    has_latent = True  # the generator's noise; no encoder
+
+    @classmethod
+    def conformance_hparams(cls, data_shape) -> dict:
+        return {"noise_dim": 3, "g_hidden": [8], "d_hidden": [8], "parzen_n_samples": 50}
 
     def __init__(
         self,
@@ -158,7 +171,7 @@ class GAN(DensityModel):
         """The discriminator's loss on the real batch ``x`` and a fresh fake batch of the same
         size (noise from ``generator``); see :meth:`discriminator_loss`. A GAN minimises two
         losses, so training goes through :meth:`training_step`, not through this one."""
-        self.check_input(x)
+        x = self.check_input(x)
         return self.discriminator_loss(x, self.generate(self.noise(x.shape[0], generator)))
 
     def configure_optimizers(self, lr: float, weight_decay: float = 0.0) -> list[torch.optim.Optimizer]:
@@ -185,7 +198,7 @@ class GAN(DensityModel):
         Returns:
             The generator's loss.
         """
-        self.check_input(x)
+        x = self.check_input(x)
         opt_d, opt_g = optimizers
         n = x.shape[0]
 
@@ -243,6 +256,14 @@ class GAN(DensityModel):
         """``G(z)`` for ``z ~ N(0, I)`` drawn from ``generator``: ``(n, *data_shape)`` in ``[0, 1]``."""
         return self.generate(self.noise(n, generator))
 
+    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The noise ``z ~ N(0, I)``: ``(n, noise_dim)`` (see :meth:`noise`)."""
+        return self.noise(check_count(n), generator)
+
+    def from_latent(self, z: torch.Tensor) -> torch.Tensor:
+        """``G(z)`` as images: ``(n, noise_dim)`` -> ``(n, *data_shape)`` in ``(0, 1)``."""
+        return self.generate(z)
+
     # ------------------------------------------------------------------ Parzen estimate
     def _seeded_samples(self, n: int) -> torch.Tensor:
         """``n`` samples from noise of a CPU generator seeded with ``parzen_seed``, flat ``(n, D)``."""
@@ -279,7 +300,7 @@ class GAN(DensityModel):
         Returns:
             ``{sigma: mean validation log-likelihood in nats}`` for every candidate.
         """
-        self.check_input(valid)
+        valid = self.check_input(valid)
         if n_valid is not None:
             if int(n_valid) < 1:
                 raise ValueError(f"n_valid must be a positive integer, not {n_valid!r}")
@@ -310,7 +331,7 @@ class GAN(DensityModel):
 
         A trainer that asks the model for its criterion uses this one.
         """
-        self.check_input(valid)
+        valid = self.check_input(valid)
         valid = valid[: int(n_valid)].to(self.device)
         _, table = metrics.select_parzen_sigma(valid, self._seeded_samples(int(n_samples)), PARZEN_SIGMAS)
         return -max(table.values())

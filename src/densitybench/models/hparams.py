@@ -2,8 +2,11 @@
 
 A hyperparameter's name means the same in every model that takes it (``hidden_sizes``,
 ``n_components``, ``n_levels``), so the rules are stated once, by name; what is particular
-to a model (the choices of ``ordering``, a hidden layer it cannot do without) its class
-declares. The constructors run these checks on their own arguments and
+to a model its class declares: the choices of a categorical one (``hparam_choices``), a
+hidden layer it cannot do without (``nonempty_hparams``) and the checks of the
+hyperparameters only it takes (``hparam_checks``: a Row LSTM's odd ``kernel_size``, PCA +
+GMM's ``variance`` and ``n_principal``, a GAN's Adam ``betas``), so a new model with new
+hyperparameters needs no change here. The constructors run these checks on their own arguments and
 :func:`densitybench.models.validate_hparams` runs them on a configuration before any
 model is built, so both refuse a bad value with the same message, which names the model
 and the field: ``made: hidden_sizes[0] must be a positive integer, got 0``.
@@ -50,8 +53,9 @@ def accepted(cls) -> list[str]:
     return [p for p in params[1:] if p != "data_shape"]
 
 
-def _check_one(field: str, value, n_dims: int | None, cls) -> str | None:
-    """What is wrong with ``value`` for hyperparameter ``field`` (None when nothing is)."""
+def _check_shared(field: str, value, cls) -> str | None:
+    """What is wrong with ``value`` by the rule of its name shared by every model (None when
+    nothing is, or when no shared rule names ``field``)."""
     if field in POSITIVE_INTEGERS:
         if not is_integer(value) or value < 1:
             return f"{field} must be a positive integer, got {value!r}"
@@ -78,22 +82,18 @@ def _check_one(field: str, value, n_dims: int | None, cls) -> str | None:
     elif field == "n_levels":
         if not is_integer(value) or value < 2:
             return f"n_levels must be an integer >= 2, got {value!r}"
-    elif field == "kernel_size":
-        if not is_integer(value) or value < 1 or value % 2 == 0:
-            return f"kernel_size must be a positive odd integer, got {value!r}"
-    elif field == "variance":
-        if not is_real(value) or not 0 < value <= 1:
-            return f"variance must be a number in (0, 1], got {value!r}"
-    elif field == "n_principal":
-        if value is None:
-            return None
-        if not is_integer(value) or value < 1:
-            return f"n_principal must be a positive integer or null, got {value!r}"
-        if n_dims is not None and value > n_dims:
-            return f"n_principal must be at most the data's {n_dims} dimensions, got {value!r}"
-    elif field == "betas":
-        if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(is_real(b) and 0 <= b < 1 for b in value):
-            return f"betas must be two numbers in [0, 1), got {value!r}"
+    return None
+
+
+def _check_one(field: str, value, n_dims: int | None, cls) -> str | None:
+    """What is wrong with ``value`` for hyperparameter ``field`` of model class ``cls``: the
+    shared rule of its name, then the class's own check, then its allowed choices (None when
+    nothing is)."""
+    problem = _check_shared(field, value, cls)
+    if problem is None and field in cls.hparam_checks:
+        problem = cls.hparam_checks[field](value, n_dims)
+    if problem is not None:
+        return problem
     if field in cls.hparam_choices and value not in cls.hparam_choices[field]:
         return f"{field} must be one of {', '.join(map(repr, cls.hparam_choices[field]))}, got {value!r}"
     return None

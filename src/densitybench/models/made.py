@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .autoregressive import draw
-from .base import DensityModel, uniform
+from .autoregressive import Autoregressive, conditional_log_prob
+from .base import uniform
 from .hparams import check_hparams
 
 
@@ -52,8 +52,12 @@ class MaskedLinear(nn.Linear):
         return F.linear(x, self.mask * self.weight, self.bias)
 
 
-class MADE(DensityModel):
+class MADE(Autoregressive):
     """MADE over binary or ``n_levels``-level data.
+
+    An :class:`~densitybench.models.autoregressive.Autoregressive` model whose ordering is
+    that of its current mask set (the raster order with ``ordering="natural"``), and whose
+    density with several mask sets is their mixture.
 
     Args:
         data_shape: shape of one example, e.g. ``(1, 28, 28)``; flattened in C order.
@@ -69,7 +73,7 @@ class MADE(DensityModel):
     """
 
     name = "made"
-    likelihood = "exact"
+    width_hparams = ("hidden_sizes",)
     hparam_choices = {"ordering": ("natural", "random")}
     nonempty_hparams = ("hidden_sizes",)
 
@@ -85,13 +89,12 @@ class MADE(DensityModel):
         seed: int = 0,
     ):
         check_hparams(MADE, data_shape, locals())  # the constructor's arguments
-        super().__init__(data_shape, support="binary" if n_levels == 2 else "levels", n_levels=n_levels)
+        super().__init__(data_shape, n_levels)
         self.hidden_sizes = tuple(int(h) for h in hidden_sizes)
         self.n_masks = int(n_masks)
         self.ordering = ordering
         self.resample_every = int(resample_every)
         D = self.n_dims
-        self.n_out = 1 if n_levels == 2 else n_levels  # outputs per dimension
 
         sizes = (D,) + self.hidden_sizes
         self.hidden = nn.ModuleList(MaskedLinear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
@@ -118,6 +121,24 @@ class MADE(DensityModel):
         self.mask_index = 0
         self._steps = 0
         self.set_mask(0)
+
+    @classmethod
+    def conformance_hparams(cls, data_shape) -> dict:
+        return {"hidden_sizes": [8], "n_masks": 2, "ordering": "random", "direct": True}
+
+    @property
+    def can_complete(self) -> bool:
+        """Only with ``ordering="natural"``: with a random ordering the observed pixels of a
+        raster prefix are not the first ones in the ordering."""
+        return self.ordering == "natural"
+
+    def _cannot_complete(self) -> Exception:
+        return ValueError("completion of the bottom of an image needs ordering='natural'")
+
+    def sampling_order(self, k: int | None = None) -> torch.Tensor:
+        """The ordering of mask set ``k`` (the current one when None): the dimensions sorted by
+        their degree ``m^0``."""
+        return torch.argsort(self.orders[self.mask_index if k is None else k])
 
     # ------------------------------------------------------------------ masks
     def degrees(self, k: int) -> list[torch.Tensor]:
@@ -153,10 +174,6 @@ class MADE(DensityModel):
         self.set_mask(k)
 
     # ------------------------------------------------------------------ network
-    def _inputs(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.reshape(x.shape[0], -1)
-        return x if self.n_out == 1 else x / (self.n_levels - 1)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of the conditionals under the current mask set.
 
@@ -165,7 +182,7 @@ class MADE(DensityModel):
         Returns:
             ``(B, D)`` Bernoulli logits, or ``(B, n_levels, D)`` softmax logits.
         """
-        h = self._inputs(x)
+        h = self.scaled(x.reshape(x.shape[0], -1))
         inp = h
         for layer in self.hidden:
             h = F.relu(layer(h))
@@ -176,111 +193,77 @@ class MADE(DensityModel):
             return out
         return out.reshape(out.shape[0], self.n_out, self.n_dims)
 
-    def _log_prob_current(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self(x)
-        target = x.reshape(x.shape[0], -1)
-        if self.n_out == 1:
-            return -F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(1)
-        return -F.cross_entropy(logits, target.long(), reduction="none").sum(1)
-
     def log_prob_mask(self, x: torch.Tensor, k: int) -> torch.Tensor:
         """Exact log-likelihood under mask set ``k`` alone, shape ``(B,)``."""
-        self.check_input(x)
+        x = self.check_input(x)
         current = self.mask_index
         self.set_mask(k)
         try:
-            return self._log_prob_current(x)
+            return conditional_log_prob(self(x), x)
         finally:
             self.set_mask(current)
 
     def _log_prob(self, x: torch.Tensor) -> torch.Tensor:
         if self.n_masks == 1:
-            return self._log_prob_current(x)
+            return conditional_log_prob(self(x), x)
         current = self.mask_index
         try:
             per_mask = []
             for k in range(self.n_masks):
                 self.set_mask(k)
-                per_mask.append(self._log_prob_current(x))
+                per_mask.append(conditional_log_prob(self(x), x))
         finally:
             self.set_mask(current)
         return torch.logsumexp(torch.stack(per_mask), 0) - math.log(self.n_masks)
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         """Mean NLL under the *current* mask set (training cycles through the sets)."""
-        self.check_input(x)
-        return -self._log_prob_current(x).mean()
+        x = self.check_input(x)
+        return -conditional_log_prob(self(x), x).mean()
 
     # ------------------------------------------------------------------ sampling
-    @torch.no_grad()
-    def complete(self, x: torch.Tensor, n_known: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Keep the first ``n_known`` pixels (raster order) and sample the rest from the model.
+    def _complete(self, x: torch.Tensor, start: int, generator: torch.Generator | None) -> torch.Tensor:
+        """Sample the dimensions from place ``start`` of the ordering on, given those before it.
 
-        Needs ``ordering="natural"``: with a random ordering the observed pixels are not a
-        prefix. For an ensemble of mask sets, each image first draws its mask set from the
-        posterior given what is observed, ``P(k | x_{<n}) ∝ p_k(x_{<n})`` (the ensemble is a
-        uniform mixture of the mask sets' models), then completes under that set.
+        With one mask set, ancestral sampling in its ordering. For an ensemble, each example
+        first draws its mask set from the posterior given what is observed,
+        ``P(k | x_{<start}) ∝ p_k(x_{<start})`` (the ensemble is a uniform mixture of the mask
+        sets' models; with nothing observed, the uniform distribution), then completes under
+        that set. With ``start > 0`` the observed dimensions must be the first ones of every
+        mask set's ordering, which :meth:`~DensityModel.complete` ensures by asking for the
+        natural ordering.
 
         Args:
-            x: ``(B, *data_shape)`` images (pixels at and after ``n_known`` are ignored).
-            n_known: number of leading pixels that are observed.
+            x: ``(B, *data_shape)`` on the model's device (dimensions from ``start`` on are
+                ignored).
+            start: number of observed dimensions.
         Returns:
-            ``(B, *data_shape)`` completions.
+            ``(B, *data_shape)`` samples.
         """
-        self.check_input(x)
-        if self.ordering != "natural":
-            raise ValueError("completion of the bottom of an image needs ordering='natural'")
-        n_known = int(n_known)
-        if not 0 <= n_known <= self.n_dims:
-            raise ValueError(f"n_known must lie in [0, {self.n_dims}], not {n_known!r}")
         dev, current = self.device, self.mask_index
-        flat = x.reshape(x.shape[0], -1).clone().float().to(dev)
-        flat[:, n_known:] = 0
+        flat = x.reshape(x.shape[0], -1)
+        observed = self.sampling_order(0)[:start]
+        hidden = torch.ones(self.n_dims, dtype=torch.bool)
+        hidden[observed] = False
+        flat[:, hidden.to(flat.device)] = 0
         try:
             log_w = []
-            for k in range(self.n_masks):  # log p_k(x_{<n}): the first n_known conditionals
+            for k in range(self.n_masks):  # log p_k(x_{<start}): the observed conditionals
                 self.set_mask(k)
-                logits = self(flat.reshape(x.shape))
+                target = flat.reshape(x.shape)
+                logits = self(target)
                 if self.n_out == 1:
                     lp = -F.binary_cross_entropy_with_logits(logits, flat, reduction="none")
                 else:
                     lp = -F.cross_entropy(logits, flat.long(), reduction="none")
-                log_w.append(lp[:, :n_known].sum(1))
+                log_w.append(lp[:, observed.to(dev)].sum(1))
             cdf = torch.softmax(torch.stack(log_w, 1).double(), 1).cumsum(1)
             u = uniform((flat.shape[0],), generator, dev).double()
             ks = (u[:, None] > cdf).sum(1).clamp_max(self.n_masks - 1)
             for k in ks.unique().tolist():
                 idx = (ks == k).nonzero().squeeze(1)
                 self.set_mask(k)
-                xk = flat[idx]
-                for d in range(n_known, self.n_dims):
-                    logits = self(xk.reshape(-1, *self.data_shape))
-                    xk[:, d] = draw(logits[:, d] if self.n_out == 1 else logits[:, :, d], generator)
-                flat[idx] = xk
+                flat[idx] = self._draw_in_order(flat[idx], self.sampling_order(k)[start:], generator)
         finally:
             self.set_mask(current)
         return flat.reshape(x.shape)
-
-    def _sample(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
-        """Ancestral sampling; for an ensemble, each sample first draws its mask set."""
-        dev = self.device
-        current = self.mask_index
-        ks = (uniform((n,), generator, dev) * self.n_masks).long().clamp_max(self.n_masks - 1)
-        x = torch.zeros(n, self.n_dims, device=dev)
-        try:
-            for k in ks.unique().tolist():
-                idx = (ks == k).nonzero().squeeze(1)
-                self.set_mask(k)
-                xk = torch.zeros(len(idx), self.n_dims, device=dev)
-                for d in torch.argsort(self.orders[k]).tolist():
-                    logits = self(xk.reshape(-1, *self.data_shape))
-                    u = uniform((len(idx),), generator, dev)
-                    if self.n_out == 1:
-                        xk[:, d] = (u < torch.sigmoid(logits[:, d])).float()
-                    else:
-                        cdf = torch.softmax(logits[:, :, d], 1).cumsum(1)
-                        xk[:, d] = (u[:, None] > cdf).sum(1).clamp_max(self.n_levels - 1).float()
-                x[idx] = xk
-        finally:
-            self.set_mask(current)
-        return x.reshape(n, *self.data_shape)

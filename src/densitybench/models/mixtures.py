@@ -23,12 +23,34 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import numpy as np
 import torch
 
 from .base import DensityModel, FittedBuffersMixin, uniform
-from .hparams import check_hparams
+from .hparams import check_hparams, is_integer, is_real
+
+
+def _check_variance(value, n_dims):
+    if not is_real(value) or not 0 < value <= 1:
+        return f"variance must be a number in (0, 1], got {value!r}"
+    return None
+
+
+def _check_n_principal(value, n_dims):
+    if value is None:
+        return None
+    if not is_integer(value) or value < 1:
+        return f"n_principal must be a positive integer or null, got {value!r}"
+    if n_dims is not None and value > n_dims:
+        return f"n_principal must be at most the data's {n_dims} dimensions, got {value!r}"
+    return None
+
+
+def _out_of_time(t0: float, max_seconds: float | None) -> bool:
+    """Whether the budget ``max_seconds`` (None: no budget) has been spent since ``t0``."""
+    return max_seconds is not None and time.perf_counter() - t0 >= max_seconds
 
 
 class BernoulliMixture(FittedBuffersMixin, DensityModel):
@@ -36,8 +58,9 @@ class BernoulliMixture(FittedBuffersMixin, DensityModel):
 
     The M-step uses a symmetric Beta(1 + alpha, 1 + alpha) prior on each ``mu_kd`` (the
     MAP estimate ``(sum_n r_nk x_nd + alpha) / (N_k + 2 alpha)``) so no probability is 0 or 1.
-    EM stops when the validation NLL has not improved for ``patience`` iterations; the
-    parameters of the best iteration are kept. Until fitted, the buffers are empty and
+    EM stops when the validation NLL has not improved for ``patience`` iterations, after
+    ``max_iter`` iterations, or after the iteration that spends the time budget given to
+    :meth:`fit_closed_form`; the parameters of the best iteration are kept. Until fitted, the buffers are empty and
     ``log_prob`` and ``sample`` raise ``RuntimeError``.
 
     Args:
@@ -52,6 +75,11 @@ class BernoulliMixture(FittedBuffersMixin, DensityModel):
     name = "bernoulli_mixture"
     likelihood = "exact"
     trained_by_gradient = False
+    width_hparams = ()  # no network; the size of the model is n_components
+
+    @classmethod
+    def conformance_hparams(cls, data_shape) -> dict:
+        return {"n_components": 3, "max_iter": 5}
 
     def __init__(self, data_shape, n_components=10, alpha=0.01, max_iter=200, patience=5, seed=0):
         check_hparams(BernoulliMixture, data_shape, locals())  # the constructor's arguments
@@ -88,12 +116,25 @@ class BernoulliMixture(FittedBuffersMixin, DensityModel):
         return (u < self.probs[k]).float().reshape(n, *self.data_shape)
 
     @torch.no_grad()
-    def fit_closed_form(self, train: torch.Tensor, valid: torch.Tensor, progress: bool = True, batch_size=10000):
-        """Fit by EM with early stopping on ``valid``. Returns the per-iteration history."""
+    def fit_closed_form(self, train: torch.Tensor, valid: torch.Tensor, progress: bool = True, batch_size=10000,
+                        max_seconds: float | None = None):
+        """Fit by EM with early stopping on ``valid``.
+
+        Args:
+            train, valid: ``(N, *data_shape)`` binary.
+            progress: show a progress bar.
+            batch_size: examples per E-step pass.
+            max_seconds: a wall-clock budget (None: none), checked after every iteration:
+                the iteration that spends it is the last, and its row of the history says
+                ``"stopped_by_budget": True``.
+        Returns:
+            The per-iteration history: ``epoch``, ``train_loss``, ``valid_loss``, ``seconds``.
+        """
         from tqdm import tqdm
 
-        self.check_input(train)
-        self.check_input(valid)
+        t_start = time.perf_counter()
+        train = self.check_input(train)
+        valid = self.check_input(valid)
         xt = train.reshape(train.shape[0], -1).to(self.probs.device, self.probs.dtype)
         K = self.n_components
         g = torch.Generator().manual_seed(self.seed)
@@ -133,6 +174,9 @@ class BernoulliMixture(FittedBuffersMixin, DensityModel):
                 bad += 1
                 if bad >= self.patience:
                     break
+            if it < self.max_iter and _out_of_time(t_start, max_seconds):
+                history[-1]["stopped_by_budget"] = True
+                break
         self.load_state_dict(best_state)
         return history
 
@@ -174,7 +218,13 @@ class PCAGMM(FittedBuffersMixin, DensityModel):
     name = "pca_gmm"
     likelihood = "exact"
     trained_by_gradient = False
+    width_hparams = ()  # no network; the size of the model is n_components (and n_principal)
     hparam_choices = {"covariance_type": ("full", "diag")}
+    hparam_checks = {"variance": _check_variance, "n_principal": _check_n_principal}
+
+    @classmethod
+    def conformance_hparams(cls, data_shape) -> dict:
+        return {"n_principal": 2, "n_components": 2, "max_iter": 5}
 
     def __init__(
         self, data_shape, variance=0.99, n_components=110, covariance_type="full", reg_covar=1e-6, max_iter=100, seed=0,
@@ -212,14 +262,30 @@ class PCAGMM(FittedBuffersMixin, DensityModel):
         cov = d * (d + 1) // 2 if self.covariance_type == "full" else d
         return D + D * d + 1 + (K - 1) + K * d + K * cov
 
-    def fit_closed_form(self, train: torch.Tensor, valid: torch.Tensor, progress: bool = True):
-        """Fit PCA then the GMM on ``train`` (dequantized); report the validation NLL."""
-        from sklearn.decomposition import PCA
-        from sklearn.mixture import GaussianMixture
+    def fit_closed_form(self, train: torch.Tensor, valid: torch.Tensor, progress: bool = True,
+                        max_seconds: float | None = None):
+        """Fit PCA then the GMM on ``train`` (dequantized); report the validation NLL.
 
-        self.check_input(train)
-        self.check_input(valid)
+        The GMM is fitted by scikit-learn's EM one iteration at a time (``warm_start``), with
+        scikit-learn's own convergence test (the change of the mean log-likelihood bound below
+        ``tol = 1e-3``): the same parameters as one call with ``max_iter`` iterations, and a
+        time budget can end it between two iterations.
+
+        Args:
+            train, valid: ``(N, *data_shape)`` continuous (dequantized) data.
+            progress: print PCA's outcome and EM's progress.
+            max_seconds: a wall-clock budget (None: none) counted from the start of the fit and
+                checked after every EM iteration: the iteration that spends it is the last.
+        Returns:
+            One row: ``epoch`` (EM iterations), ``train_loss``, ``valid_loss``, ``seconds``,
+            ``converged``, ``n_principal``, and ``"stopped_by_budget": True`` when the budget
+            ended EM before it converged or reached ``max_iter``.
+        """
+        from sklearn.decomposition import PCA
+
         t0 = time.perf_counter()
+        train = self.check_input(train)
+        valid = self.check_input(valid)
         xt = train.reshape(train.shape[0], -1).double().cpu().numpy()
         keep = self.fixed_principal or (self.variance if self.variance < 1 else None)
         pca = PCA(n_components=keep, svd_solver="full")
@@ -230,16 +296,7 @@ class PCAGMM(FittedBuffersMixin, DensityModel):
             kept = (f"{pca.explained_variance_ratio_.sum():.1%} of the variance, fixed in advance"
                     if self.fixed_principal else f"{self.variance:.0%} of the variance")
             print(f"PCA: kept {d} of {self.n_dims} directions ({kept}); sigma^2 of the discarded ones = {noise:.3g}")
-        gmm = GaussianMixture(
-            n_components=self.n_components,
-            covariance_type=self.covariance_type,
-            reg_covar=self.reg_covar,
-            max_iter=self.max_iter,
-            random_state=self.seed,
-            verbose=2 if progress else 0,
-            verbose_interval=10,
-        )
-        gmm.fit(z)
+        gmm, n_iter, converged, by_budget = self._fit_gmm(z, t0, max_seconds, progress)
         f64 = torch.float64
         self.pca_mean = torch.from_numpy(pca.mean_).to(f64)
         self.components = torch.from_numpy(pca.components_.T.copy()).to(f64)
@@ -251,16 +308,55 @@ class PCAGMM(FittedBuffersMixin, DensityModel):
             pc = np.stack([np.diag(p) for p in pc])
         self.prec_chol = torch.from_numpy(np.ascontiguousarray(pc)).to(f64)
         v = -self.log_prob(valid).mean().item()
-        return [
-            {
-                "epoch": int(gmm.n_iter_),
-                "train_loss": -self.log_prob(train).mean().item(),
-                "valid_loss": v,
-                "seconds": time.perf_counter() - t0,
-                "converged": bool(gmm.converged_),
-                "n_principal": d,
-            }
-        ]
+        row = {
+            "epoch": n_iter,
+            "train_loss": -self.log_prob(train).mean().item(),
+            "valid_loss": v,
+            "seconds": time.perf_counter() - t0,
+            "converged": converged,
+            "n_principal": d,
+        }
+        if by_budget:
+            row["stopped_by_budget"] = True
+        return [row]
+
+    def _fit_gmm(self, z: np.ndarray, t0: float, max_seconds: float | None, progress: bool):
+        """EM on the principal coordinates ``z`` ``(N, d)``, one scikit-learn iteration per call.
+
+        Returns:
+            ``(gmm, iterations, converged, stopped by the budget)``.
+        """
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.mixture import GaussianMixture
+
+        gmm = GaussianMixture(
+            n_components=self.n_components,
+            covariance_type=self.covariance_type,
+            reg_covar=self.reg_covar,
+            max_iter=1,
+            random_state=self.seed,
+            warm_start=True,
+        )
+        bound, n_iter, converged, by_budget = -np.inf, 0, False, False
+        with warnings.catch_warnings():
+            # every one-iteration call "did not converge": the test is ours, below
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            while n_iter < self.max_iter:
+                gmm.fit(z)  # the first call initialises (k-means), every call runs one EM iteration
+                n_iter += 1
+                change, bound = gmm.lower_bound_ - bound, gmm.lower_bound_
+                if progress and n_iter % 10 == 0:
+                    print(f"EM iteration {n_iter}: mean log-likelihood bound {bound:.6g} (change {change:.3g})")
+                if abs(change) < gmm.tol:  # scikit-learn's own test
+                    converged = True
+                    break
+                if n_iter < self.max_iter and _out_of_time(t0, max_seconds):
+                    by_budget = True
+                    break
+        if progress:
+            why = "converged" if converged else "stopped by the time budget" if by_budget else "iteration cap"
+            print(f"EM: {n_iter} iterations ({why})")
+        return gmm, n_iter, converged, by_budget
 
     def _log_prob(self, x, batch_size: int = 2000):
         out = []

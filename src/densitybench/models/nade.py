@@ -22,7 +22,7 @@ import math
 import torch
 from torch import nn
 
-from .autoregressive import RasterAutoregressive, draw
+from .autoregressive import Autoregressive, draw
 from .hparams import check_hparams
 
 
@@ -126,7 +126,7 @@ class _Conditionals(torch.autograd.Function):
         return None if dv is None else dv.T, dW, dc, dV, db
 
 
-class NADE(RasterAutoregressive):
+class NADE(Autoregressive):
     """NADE with a fixed raster ordering and sigmoid hidden units.
 
     Args:
@@ -136,6 +136,11 @@ class NADE(RasterAutoregressive):
     """
 
     name = "nade"
+    width_hparams = ("hidden_size",)
+
+    @classmethod
+    def conformance_hparams(cls, data_shape) -> dict:
+        return {"hidden_size": 5}
 
     def __init__(self, data_shape, hidden_size: int = 500, n_levels: int = 2):
         check_hparams(NADE, data_shape, locals())  # the constructor's arguments

@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import DensityModel, uniform
+from .base import DensityModel, check_count, uniform
 from .hparams import check_hparams
 
 #: the priors ``p_H`` the model offers
@@ -170,7 +170,14 @@ class NICE(DensityModel):
 
     name = "nice"
     likelihood = "exact"
+    width_hparams = ("hidden_size",)
     hparam_choices = {"prior": PRIORS, "partition": PARTITIONS}
+    has_latent = True
+    can_encode = True  # the flow itself: h = f(x), exactly invertible
+
+    @classmethod
+    def conformance_hparams(cls, data_shape) -> dict:
+        return {"n_couplings": 2, "hidden_size": 4, "n_hidden_layers": 1}
 
     def __init__(
         self,
@@ -262,3 +269,17 @@ class NICE(DensityModel):
         """``f^{-1}(h)`` with ``h`` from the prior: ``(n, *data_shape)``, continuous values
         (not clamped to ``[0, 1]``: that is for display only)."""
         return self.inverse(self.sample_prior(n, generator))
+
+    # ------------------------------------------------------------------ the latent space
+    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``h`` from the prior: ``(n, D)`` (see :meth:`sample_prior`)."""
+        return self.sample_prior(check_count(n), generator)
+
+    def to_latent(self, x: torch.Tensor) -> torch.Tensor:
+        """The exact code ``h = f(x)``: ``(B, *data_shape)`` continuous -> ``(B, D)``."""
+        h, _ = self(self.check_input(x))
+        return h
+
+    def from_latent(self, z: torch.Tensor) -> torch.Tensor:
+        """``x = f^{-1}(h)``: ``(B, D)`` -> ``(B, *data_shape)`` (see :meth:`inverse`)."""
+        return self.inverse(z)

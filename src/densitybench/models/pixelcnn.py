@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .autoregressive import RasterAutoregressive
+from .autoregressive import Autoregressive
 from .hparams import check_hparams
 
 
@@ -66,7 +66,7 @@ class ResidualBlock(nn.Module):
         return x + self.net(x)
 
 
-class PixelCNN(RasterAutoregressive):
+class PixelCNN(Autoregressive):
     """PixelCNN over single-channel images.
 
     Args:
@@ -78,6 +78,11 @@ class PixelCNN(RasterAutoregressive):
     """
 
     name = "pixelcnn"
+    width_hparams = ("n_channels",)
+
+    @classmethod
+    def conformance_hparams(cls, data_shape) -> dict:
+        return {"n_channels": 4, "n_blocks": 1, "output_channels": 4}
 
     def __init__(self, data_shape, n_channels: int = 64, n_blocks: int = 7, output_channels: int = 64,
                  n_levels: int = 2):

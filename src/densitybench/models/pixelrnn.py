@@ -20,12 +20,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .autoregressive import RasterAutoregressive, draw
-from .hparams import check_hparams
+from .autoregressive import Autoregressive, draw
+from .hparams import check_hparams, is_integer
 from .pixelcnn import MaskedConv2d
 
 
-class PixelLSTM(RasterAutoregressive):
+class PixelLSTM(Autoregressive):
     """An LSTM over the raster sequence of pixels.
 
     Args:
@@ -36,6 +36,11 @@ class PixelLSTM(RasterAutoregressive):
     """
 
     name = "pixel_lstm"
+    width_hparams = ("hidden_size",)
+
+    @classmethod
+    def conformance_hparams(cls, data_shape) -> dict:
+        return {"hidden_size": 4}
 
     def __init__(self, data_shape, hidden_size: int = 128, n_layers: int = 1, n_levels: int = 2):
         check_hparams(PixelLSTM, data_shape, locals())  # the constructor's arguments
@@ -68,6 +73,12 @@ class PixelLSTM(RasterAutoregressive):
         return flat.reshape(x.shape)
 
 
+def _check_kernel_size(value, n_dims):
+    if not is_integer(value) or value < 1 or value % 2 == 0:
+        return f"kernel_size must be a positive odd integer, got {value!r}"
+    return None
+
+
 class RowLSTMLayer(nn.Module):
     """One Row LSTM layer: ``(B, C, H, W) -> (B, hidden, H, W)``.
 
@@ -96,7 +107,7 @@ class RowLSTMLayer(nn.Module):
         return torch.stack(rows, 2)
 
 
-class RowLSTM(RasterAutoregressive):
+class RowLSTM(Autoregressive):
     """The Row LSTM PixelRNN over single-channel images.
 
     Args:
@@ -109,6 +120,12 @@ class RowLSTM(RasterAutoregressive):
     """
 
     name = "row_lstm"
+    width_hparams = ("hidden",)
+    hparam_checks = {"kernel_size": _check_kernel_size}
+
+    @classmethod
+    def conformance_hparams(cls, data_shape) -> dict:
+        return {"hidden": 4, "n_layers": 1, "output_channels": 4}
 
     def __init__(self, data_shape, hidden: int = 32, n_layers: int = 2, kernel_size: int = 3,
                  output_channels: int = 64, n_levels: int = 2):

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import metrics
-from .base import DensityModel, uniform
+from .base import DensityModel, check_count, uniform
 from .hparams import check_hparams
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -87,7 +87,14 @@ class VAE(DensityModel):
 
     name = "vae"
     likelihood = "bound"
+    width_hparams = ("hidden_sizes",)
     hparam_choices = {"activation": tuple(_ACTIVATIONS)}
+    has_latent = True
+    can_encode = True  # the encoder's mean
+
+    @classmethod
+    def conformance_hparams(cls, data_shape) -> dict:
+        return {"latent_dim": 2, "hidden_sizes": [6], "k_eval": 4, "k_chunk": 3}
 
     def __init__(
         self,
@@ -170,7 +177,9 @@ class VAE(DensityModel):
             x: ``(B, *data_shape)`` binary.
             generator: source of ``eps``; the default generator of the model's device if None.
         """
-        self.check_input(x)
+        x = self.check_input(x)
+        if x.shape[0] == 0:
+            return x.new_empty(0)
         return self._elbo(x, generator)
 
     def _elbo(self, x: torch.Tensor, generator: torch.Generator | None, beta: float = 1.0) -> torch.Tensor:
@@ -195,7 +204,9 @@ class VAE(DensityModel):
         Returns:
             ``(B,)`` in nats.
         """
-        self.check_input(x)
+        x = self.check_input(x)
+        if x.shape[0] == 0:
+            return x.new_empty(0)
         return self._iwae(x, k, generator)
 
     def _iwae(self, x: torch.Tensor, k: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -236,7 +247,7 @@ class VAE(DensityModel):
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         """The negative ELBO averaged over the batch (one sample per example); during the
         warm-up, with the KL term weighted by :attr:`kl_weight`."""
-        self.check_input(x)
+        x = self.check_input(x)
         return -self._elbo(x, None, self.kl_weight).mean()
 
     def after_step(self) -> None:
@@ -290,7 +301,21 @@ class VAE(DensityModel):
     def sample_mean(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Mean images ``E[x | z]`` of ``n`` prior draws ``z ~ N(0, I)``: ``(n, *data_shape)``
         probabilities (smoother to look at than binary samples)."""
-        if int(n) < 1:
-            raise ValueError(f"n must be a positive integer, not {n!r}")
+        n = check_count(n)
         with torch.no_grad():
-            return self.decode_mean(self._prior(int(n), generator))
+            return self.decode_mean(self._prior(n, generator))
+
+    # ------------------------------------------------------------------ the latent space
+    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``z ~ N(0, I)``: ``(n, L)``."""
+        return self._prior(check_count(n), generator)
+
+    def to_latent(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's mean ``mu(x)``: ``(B, *data_shape)`` binary -> ``(B, L)``."""
+        mu, _ = self.encode(self.check_input(x))
+        return mu
+
+    def from_latent(self, z: torch.Tensor) -> torch.Tensor:
+        """The decoder's mean ``E[x | z]``: ``(B, L)`` -> ``(B, *data_shape)`` probabilities
+        (see :meth:`decode_mean`)."""
+        return self.decode_mean(z)
