@@ -58,3 +58,13 @@ def test_number_reevaluates_from_checkpoint(path):
         require_dataset(re.sub(r"_binarized_seed\d+$", "", rec["dataset"]))  # a derived set needs its source
     res = evaluate.reevaluate(path.parent)
     assert abs(res["difference"]) <= 0.01, res
+
+
+@pytest.mark.parametrize("path", RUNS, ids=lambda p: f"{p.parts[-4]}/{p.parts[-2]}")
+def test_a_run_without_its_checkpoint_says_why(path):
+    # `densitybench evaluate --profile` lists such a run by name instead of re-evaluating it
+    rec = json.loads(path.read_text())
+    if evaluate.has_checkpoint(path.parent):
+        assert rec["checkpoint"]["path"] == "model.pt"
+    else:
+        assert rec["checkpoint"]["note"] and rec["checkpoint"]["size_mb"] > evaluate.MAX_CHECKPOINT_MB

@@ -6,6 +6,7 @@ import argparse
 import ast
 import json
 import sys
+from pathlib import Path
 
 from . import data, evaluate, runs, study
 
@@ -46,6 +47,38 @@ def print_plan(rows) -> None:
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
     print(f"{len(rows)} runs: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+
+
+def _nats(v) -> str:
+    return "-" if v is None else f"{v:.4f}"
+
+
+def print_reevaluation(folders, data_dir=None, tolerance: float = 0.01) -> int:
+    """Re-evaluate the finished runs of ``folders``: one line per run (run, committed, recomputed,
+    difference, ok) under a progress bar, then a summary. Returns 1 if a run is outside
+    ``tolerance`` nats or could not be recomputed, else 0."""
+    from tqdm.auto import tqdm
+
+    width = max([len(Path(f).name) for f in folders] + [3])
+    tqdm.write(f"{'run':{width}s}  {'committed':>14s} {'recomputed':>14s} {'difference':>11s}  ok")
+
+    def line(r):
+        diff = "-" if r["difference"] is None else f"{r['difference']:+.2e}"
+        ok = "yes" if r["ok"] else "NO"
+        note = f"  ({r['note']})" if r["note"] else ""
+        tqdm.write(f"{r['run']:{width}s}  {_nats(r['committed']):>14s} {_nats(r['recomputed']):>14s} {diff:>11s}  "
+                   f"{ok}{note}")
+
+    res = evaluate.reevaluate_store(folders, data_dir, tolerance=tolerance, progress=True, report=line)
+    worst = res["max_abs_difference"]
+    print(f"{res['n_reevaluated']} runs re-evaluated; max |difference| "
+          f"{'-' if worst is None else f'{worst:.2e}'} nats (tolerance {tolerance:g})")
+    without = res["without_checkpoint"]
+    print(f"{len(without)} without a checkpoint (not re-evaluated): {', '.join(without) or 'none'}")
+    if res["failed"]:
+        print(f"{len(res['failed'])} outside the tolerance or not recomputed: {', '.join(res['failed'])}")
+        return 1
+    return 0
 
 
 def main(argv=None) -> int:
@@ -94,8 +127,12 @@ def main(argv=None) -> int:
     c = dsub.add_parser("check", help="verify every dataset present in the data directory")
     c.add_argument("--data-dir", default=None)
 
-    e = sub.add_parser("evaluate", help="re-evaluate committed runs from their checkpoints")
-    e.add_argument("run_dirs", nargs="+")
+    e = sub.add_parser("evaluate", help="recompute the test numbers of finished runs from their checkpoints and "
+                                        "compare them with their records")
+    e.add_argument("run_dirs", nargs="*", help="run folders (or give --profile)")
+    e.add_argument("--profile", default=None, choices=profiles,
+                   help="every run of the profile's store, results/<profile>/runs/*")
+    e.add_argument("--results-root", default=None, help="with --profile; default: <repo>/results")
     e.add_argument("--data-dir", default=None)
     e.add_argument("--tolerance", type=float, default=0.01, help="nats (default 0.01)")
 
@@ -140,13 +177,19 @@ def main(argv=None) -> int:
             print(f"{name:16s} {st}")
         return 1 if any(st.startswith("CORRUPT") for st in status.values()) else 0
     if a.cmd == "evaluate":
-        bad = 0
-        for r in a.run_dirs:
-            res = evaluate.reevaluate(r, a.data_dir)
-            ok = abs(res["difference"]) <= a.tolerance
-            bad += not ok
-            print(json.dumps({**res, "within_tolerance": ok}))
-        return 1 if bad else 0
+        if bool(a.run_dirs) == bool(a.profile):
+            p.error("evaluate takes run folders or --profile, one of the two")
+        if a.profile:
+            root = runs.store_root(a.profile, a.results_root)
+            if not root.is_dir():
+                p.error(f"no run store at {root}")
+            folders = sorted(f for f in root.iterdir() if f.is_dir())
+        else:
+            folders = [Path(r) for r in a.run_dirs]
+            unfinished = [str(f) for f in folders if not (f / "metrics.json").is_file()]
+            if unfinished:
+                p.error(f"no metrics.json (not a finished run): {', '.join(unfinished)}")
+        return print_reevaluation(folders, a.data_dir, a.tolerance)
     return 2
 
 

@@ -1,12 +1,21 @@
 """Final evaluation of a trained model and the one record each run writes.
 
-The test split is touched here only. A run directory holds:
+The test split is touched here only. Evaluation is made of parts, each its own function:
+
+- the test-set numbers: :func:`model_input`, :func:`per_example_nll`, :func:`nll_summary`;
+- samples: :func:`~densitybench.sampling.draw_samples`, :func:`~densitybench.sampling.to_image`;
+- the neighbour check: :func:`densitybench.neighbours.neighbour_check`;
+- the figures of a run: :func:`densitybench.plots.run_figures`;
+- provenance, computed when a record is written: :func:`densitybench.provenance.provenance`;
+- the record and its folder: :mod:`densitybench.record`.
+
+:func:`record_run` composes them. A run directory holds:
 
 - ``metrics.json``: the numbers with their standard errors and provenance;
 - ``samples.png`` / ``samples.npy``: a grid of samples and the raw samples;
 - ``neighbours.png``, ``nn_distances.png``: samples beside their nearest training image,
   and those distances against the same distances of held-out test images;
-- ``model.pt``: the checkpoint, when it is at most ``MAX_CHECKPOINT_MB``.
+- ``model.pt``: the checkpoint (one over ``MAX_CHECKPOINT_MB`` is kept but not committed).
 
 Protocol for each likelihood:
 
@@ -16,98 +25,38 @@ Protocol for each likelihood:
   ``test_nll_nats_continuous = -E log p(y)`` and the discrete NLL is bounded by
   ``test_nll_nats = test_nll_nats_continuous + D log K`` (the change of variables
   ``x + u -> y`` has Jacobian ``K^{-D}``); bits/dim = ``test_nll_nats / (D log 2)``.
+
+:func:`reevaluate` recomputes a recorded test number from the run's checkpoint, and
+:func:`reevaluate_store` does so for every run of a run store.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import math
 import os
-import platform
-import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import __version__, anchors, data as data_mod, metrics, models, paths, plots
+from . import data as data_mod, metrics, models, neighbours, plots, record
+from .neighbours import neighbour_check  # noqa: F401  (part of this module's interface)
+from .provenance import describe_device, git_commit, provenance, versions  # noqa: F401
+from .record import jsonable  # noqa: F401
+from .sampling import draw_samples, timed_samples, to_image
 
 MAX_CHECKPOINT_MB = 10.0
 #: seed of the one dequantization draw used for validation and test numbers
 DEQUANTIZATION_SEED = data_mod.DEQUANTIZATION_SEED
 
 
-# --------------------------------------------------------------------------- provenance
-
-
-def git_commit() -> dict:
-    """The commit of the repository and whether its code differs from that commit."""
-
-    def git(*args):
-        return subprocess.run(
-            ["git", *args], cwd=paths.REPO_ROOT, capture_output=True, text=True, timeout=30, check=False
-        )
-
-    try:
-        head = git("rev-parse", "HEAD")
-        if head.returncode != 0:
-            return {"commit": None, "dirty": None}
-        dirty = git("status", "--porcelain", "--", "src", "notebooks", "pyproject.toml").stdout.strip() != ""
-        return {"commit": head.stdout.strip(), "dirty": dirty}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-
-
-def versions() -> dict:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version(), "densitybench": __version__}
-    for pkg in ("torch", "numpy", "scipy", "scikit-learn", "pandas", "matplotlib"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = None
-    return out
-
-
-def describe_device(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(device)}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"cpu: {cpu}, {torch.get_num_threads()} threads"
-
-
-#: the commit and state of the code when this process imported it (the code that ran)
-_GIT_AT_IMPORT = git_commit()
-
-
-def provenance(device: torch.device) -> dict:
-    git = _GIT_AT_IMPORT
-    return {
-        "git_commit": git["commit"],
-        "git_dirty": git["dirty"],
-        "versions": versions(),
-        "device": describe_device(device),
-        "platform": platform.platform(),
-        "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-# --------------------------------------------------------------------------- evaluation
+# --------------------------------------------------------------------------- the test-set numbers
 
 
 def model_input(model, x_levels: torch.Tensor, n_levels: int, seed: int = DEQUANTIZATION_SEED) -> torch.Tensor:
-    """The tensor a model takes for integer-level data: the levels themselves, or for a
-    continuous model the dequantized ``(x + u) / n_levels`` with a fixed seed."""
+    """The tensor a model takes for integer-level data ``(N, *image_shape)``: the levels themselves,
+    or for a continuous model the dequantized ``(x + u) / n_levels`` with a fixed seed."""
     if model.support == "continuous":
         return data_mod.dequantize(x_levels, n_levels, torch.Generator().manual_seed(seed))
     return x_levels
@@ -115,14 +64,20 @@ def model_input(model, x_levels: torch.Tensor, n_levels: int, seed: int = DEQUAN
 
 @torch.no_grad()
 def per_example_nll(model, x: torch.Tensor, batch_size: int = 500) -> np.ndarray:
-    """``-log_prob`` of every example (nats), in eval mode."""
+    """``-log_prob`` of every example of ``x`` ``(N, *image_shape)``, in nats, shape ``(N,)``
+    (float64), computed in eval mode ``batch_size`` at a time."""
     model.eval()
     dev = model.device
     return np.concatenate([-model.log_prob(b.to(dev)).double().cpu().numpy() for b in x.split(batch_size)])
 
 
 def nll_summary(model, data: data_mod.ImageData, split: str = "test") -> dict:
-    """Mean NLL of a split with its standard error over examples, in nats and bits/dim."""
+    """Mean NLL of a split with its standard error over examples, in nats and bits/dim.
+
+    Returns:
+        ``nll_nats``, ``nll_se``, ``bits_per_dim``, ``bits_per_dim_se``, and for a continuous
+        model ``nll_nats_continuous`` (``-E log p(y)``; ``nll_nats`` adds ``D log K``).
+    """
     x = model_input(model, data.split(split), data.n_levels)
     nll = per_example_nll(model, x)
     mean, se = metrics.mean_se(nll)
@@ -132,34 +87,20 @@ def nll_summary(model, data: data_mod.ImageData, split: str = "test") -> dict:
         shift = D * math.log(data.n_levels)
         out["nll_nats_continuous"] = mean
         mean = mean + shift
-    out.update({"nll_nats": mean, "nll_se": se, "bits_per_dim": mean / (D * math.log(2)), "bits_per_dim_se": se / (D * math.log(2))})
+    out.update({"nll_nats": mean, "nll_se": se, "bits_per_dim": mean / (D * math.log(2)),
+                "bits_per_dim_se": se / (D * math.log(2))})
     return out
 
 
-def to_image(x: torch.Tensor, data: data_mod.ImageData, continuous: bool) -> torch.Tensor:
-    """Images in [0, 1] for display and L2 neighbours: levels / (K - 1), or clipped y."""
-    if continuous:
-        return x.float().clamp(0, 1)
-    return x.float() / (data.n_levels - 1)
+def split_numbers(model, data: data_mod.ImageData, valid_nll: bool = True) -> tuple[dict, dict]:
+    """:func:`nll_summary` of the test and (with ``valid_nll``) validation splits; two empty
+    dicts for a model without a likelihood."""
+    if model.likelihood == "none":
+        return {}, {}
+    return nll_summary(model, data, "test"), nll_summary(model, data, "valid") if valid_nll else {}
 
 
-@torch.no_grad()
-def draw_samples(model, n: int, generator: torch.Generator | None = None, batch_size: int = 500) -> torch.Tensor:
-    """``n`` samples of ``model`` on the CPU, drawn ``batch_size`` at a time from one generator."""
-    return torch.cat([model.sample(len(b), generator=generator).cpu() for b in torch.arange(n).split(batch_size)])
-
-
-def neighbour_check(samples_img: torch.Tensor, data: data_mod.ImageData, n_test: int = 1000, seed: int = 0) -> dict:
-    """Nearest training image of each sample, and of ``n_test`` held-out test images."""
-    metric = "hamming" if data.kind == "binary" else "l2"
-    train = to_image(data.train, data, False)
-    g = torch.Generator().manual_seed(seed)
-    test_idx = torch.randperm(data.test.shape[0], generator=g)[: min(n_test, data.test.shape[0])]
-    test = to_image(data.test[test_idx], data, False)
-    sample_q = samples_img.round() if metric == "hamming" else samples_img
-    d_s, i_s = metrics.nearest_neighbours(sample_q, train, metric)
-    d_t, _ = metrics.nearest_neighbours(test, train, metric)
-    return {"metric": metric, "sample_distances": d_s, "sample_index": i_s, "test_distances": d_t, "train": train}
+# --------------------------------------------------------------------------- the record of a run
 
 
 def record_run(
@@ -196,180 +137,131 @@ def record_run(
     Raises:
         ValueError: a number of the record is not finite (nothing is marked done).
     """
-    import matplotlib.pyplot as plt
-
     from . import atomic
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    device = model.device
     continuous = model.support == "continuous"
 
-    test = valid = {}
-    if model.likelihood != "none":
-        test = nll_summary(model, data, "test")
-        if config.get("valid_nll", True):  # False where one more pass is too costly (IWAE with k = 5000)
-            valid = nll_summary(model, data, "valid")
-    bad = [k for part in (test, valid) for k, v in part.items() if v is not None and not math.isfinite(v)]
-    if bad:
-        raise ValueError(f"run {run_dir.name}: {', '.join(bad)} not finite ({test}); no record written")
+    # False where one more pass is too costly (IWAE with k = 5000)
+    test, valid = split_numbers(model, data, valid_nll=config.get("valid_nll", True))
+    record.check_finite({**test, **{f"valid_{k}": v for k, v in valid.items()}}, run_dir.name)
 
-    g = torch.Generator(device=device).manual_seed(seed)
-    t0 = time.perf_counter()
-    samples = model.sample(n_samples, generator=g).cpu()
-    sample_seconds = time.perf_counter() - t0
+    samples, sample_seconds = timed_samples(model, n_samples, seed)
     samples_img = to_image(samples, data, continuous)
-    atomic.save_numpy(run_dir / "samples.npy", samples_img.numpy().astype(np.float16))
-
+    record.save_images(run_dir / "samples.npy", samples_img)
     nn = neighbour_check(samples_img, data, seed=seed)
-    title = config.get("label", config.get("model", ""))
-    fig = plots.image_grid(samples_img, title=f"{title}: samples")
-    atomic.save_figure(fig, run_dir / "samples.png", dpi=100, bbox_inches="tight")
-    fig = plots.neighbour_pairs(samples_img, nn["train"][nn["sample_index"]], nn["sample_distances"], nn["metric"])
-    atomic.save_figure(fig, run_dir / "neighbours.png", dpi=100, bbox_inches="tight")
-    fig = plots.distance_histogram(nn["sample_distances"], nn["test_distances"], nn["metric"], title=title)
-    atomic.save_figure(fig, run_dir / "nn_distances.png", dpi=100, bbox_inches="tight")
-    plt.close("all")
+    record.save_figures(run_dir, plots.run_figures(samples_img, nn, config.get("label", config.get("model", ""))))
 
-    ckpt = run_dir / "model.pt"
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    atomic.save_torch(ckpt, {"hparams": model.hparams, "state_dict": state})
-    size_mb = ckpt.stat().st_size / 2**20
-    committed = size_mb <= MAX_CHECKPOINT_MB
-    checkpoint = {"path": "model.pt", "size_mb": round(size_mb, 2), "committed": committed}
-    if not committed:
-        atomic.write_text(run_dir / ".gitignore", "# over the committed checkpoint size; kept in the run store\nmodel.pt\n")
-        checkpoint["note"] = (f"not committed: larger than {MAX_CHECKPOINT_MB:g} MB; kept in the run store where it "
-                              f"was trained; retrain the run to rebuild it elsewhere")
-        n_judge = int(config.get("n_judge_samples") or 0)
-        if n_judge:  # the samples chapter judges such a run from stored samples where the checkpoint is absent
-            more = draw_samples(model, n_judge, torch.Generator(device=device).manual_seed(seed + 1))
-            atomic.save_numpy(run_dir / "judge_samples.npy", to_image(more, data, continuous).numpy().astype(np.float16))
-            checkpoint["judge_samples"] = n_judge
+    checkpoint = record.save_checkpoint(model, run_dir, MAX_CHECKPOINT_MB)
+    n_judge = int(config.get("n_judge_samples") or 0)
+    if not checkpoint["committed"] and n_judge:
+        # the samples chapter judges such a run from stored samples where the checkpoint is absent
+        more = draw_samples(model, n_judge, torch.Generator(device=model.device).manual_seed(seed + 1))
+        record.save_images(run_dir / "judge_samples.npy", to_image(more, data, continuous))
+        checkpoint["judge_samples"] = n_judge
     if artifacts:
         atomic.save_npz(run_dir / "artifacts.npz", **artifacts)
 
-    anchor = anchors.get(config.get("anchor"))
-    epochs = list(history.epochs)
-    stop_reason = getattr(history, "stop_reason", None)
-    record = {
-        "run": run_dir.name,
-        "key": spec.key if spec is not None else None,
-        "model": config.get("model"),
-        "label": config.get("label", config.get("model")),
-        "dataset": data.name,
-        "dataset_description": data.description,
-        "dataset_kind": data.kind,
-        "n_levels": data.n_levels,
-        "likelihood": model.likelihood,
-        "protocol": _protocol(model, data),
-        "test_nll_nats": test.get("nll_nats"),
-        "test_nll_se": test.get("nll_se"),
-        "test_nll_nats_continuous": test.get("nll_nats_continuous"),
-        "bits_per_dim": test.get("bits_per_dim"),
-        "bits_per_dim_se": test.get("bits_per_dim_se"),
-        "valid_nll_nats": valid.get("nll_nats"),
-        "valid_nll_se": valid.get("nll_se"),
-        "n_test": int(data.test.shape[0]),
-        "n_params": int(model.n_params()),
-        "train_seconds": float(history.train_seconds),
-        "sample_seconds": float(sample_seconds),
-        "sample_seconds_per_image": float(sample_seconds / n_samples),
-        "n_samples": n_samples,
-        "epochs": int(epochs[-1]["epoch"]) if epochs else 0,  # an EM fit reports its steps in one entry
-        "best_epoch": history.best_epoch,
-        "stop_reason": stop_reason,
-        "still_improving": _still_improving(epochs),
-        "stopped_early": history.stopped_early,
-        "stopped_by_budget": getattr(history, "stopped_by_budget", False),
-        "max_seconds": config.get("max_seconds"),
-        "history": epochs,
-        "nearest_neighbour": {
-            "metric": nn["metric"],
-            "samples": metrics.quantiles(nn["sample_distances"].numpy()),
-            "test": metrics.quantiles(nn["test_distances"].numpy()),
-            "n_test": int(len(nn["test_distances"])),
-        },
-        "anchor": anchor,
-        "protocol_note": config.get("protocol_note"),
-        "seed": seed,
-        "spec": spec.to_json() if spec is not None else None,
-        "config": config,
-        "checkpoint": checkpoint,
-        **provenance(device),
-        **(extra or {}),
-    }
-    atomic.write_json(run_dir / "metrics.json", record, default=_jsonable)
-    return record
+    rec = record.assemble(run=run_dir.name, model=model, data=data, history=history, config=config, test=test,
+                          valid=valid, n_samples=n_samples, sample_seconds=sample_seconds,
+                          nearest_neighbour=neighbours.summary(nn), checkpoint=checkpoint, seed=seed, spec=spec,
+                          extra=extra)
+    record.write(run_dir, rec)
+    return rec
 
 
-def _still_improving(epochs: list[dict]) -> bool | None:
-    from .train import still_improving
-
-    return still_improving(epochs) if epochs else None
+# --------------------------------------------------------------------------- re-evaluation
 
 
-def record_spec_run(model, data: data_mod.ImageData, history, run_dir, spec) -> dict:
-    """The record of a run of the store: its model's own final step (:meth:`finalize`, e.g. a
-    GAN's Parzen width chosen on validation), its extra test numbers and artifacts, then
-    :func:`record_run` with the spec's settings."""
-    from .runs import EVALUATION_DEFAULTS, OPTION_DEFAULTS, TRAIN_DEFAULTS
-
-    valid_x = model_input(model, data.split("valid"), data.n_levels)
-    test_x = model_input(model, data.split("test"), data.n_levels)
-    extra = {}
-    hook = getattr(model, "finalize", None)
-    if hook is not None:
-        extra.update(hook(model_input(model, data.split("train"), data.n_levels, seed=spec.seed), valid_x) or {})
-    hook = getattr(model, "evaluation_extras", None)
-    if hook is not None:
-        extra.update(hook(test_x) or {})
-    hook = getattr(model, "artifacts", None)
-    arts = hook() if hook is not None else {}
-    opts = {**OPTION_DEFAULTS, **spec.options}
-    config = {**TRAIN_DEFAULTS, **spec.train, **EVALUATION_DEFAULTS, **spec.evaluation, **opts,
-              "model": spec.model, "hyperparameters": spec.hparams, "seed": spec.seed, "dataset": spec.dataset,
-              "label": spec.label or spec.name, "anchor": spec.anchor, "protocol_note": spec.protocol_note,
-              "chapter": spec.chapter}
-    return record_run(model, data, history, run_dir, config, seed=spec.seed, n_samples=opts["n_samples"],
-                      extra=extra, spec=spec, artifacts=arts)
-
-
-def _protocol(model, data) -> str:
-    if model.likelihood == "none":
-        return "no likelihood"
-    if model.support == "continuous":
-        return (
-            f"density on dequantized data y = (x + u) / {data.n_levels}, u ~ U(0,1)^D (one draw, seed "
-            f"{DEQUANTIZATION_SEED}); discrete NLL bounded by -log p(y) + D ln {data.n_levels}"
-        )
-    kind = {"exact": "exact", "bound": "an upper bound on the", "estimate": "an estimate of the"}[model.likelihood]
-    return f"{kind} NLL of the {'binary' if data.kind == 'binary' else f'{data.n_levels}-level'} test images"
-
-
-def _jsonable(o):
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, (tuple, set)):
-        return list(o)
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def reevaluate(run_dir: str | os.PathLike, data_dir=None) -> dict:
-    """Reload a run's checkpoint, recompute its test NLL and compare with ``metrics.json``."""
+def has_checkpoint(run_dir) -> bool:
+    """Whether a finished run folder keeps the checkpoint its ``metrics.json`` names."""
     run_dir = Path(run_dir)
     rec = json.loads((run_dir / "metrics.json").read_text())
     ck = (rec.get("checkpoint") or {}).get("path")
-    if not ck or not (run_dir / ck).is_file():
+    return bool(ck) and (run_dir / ck).is_file()
+
+
+def reevaluate(run_dir: str | os.PathLike, data_dir=None, data: data_mod.ImageData | None = None) -> dict:
+    """Reload a run's checkpoint, recompute its test NLL and compare with ``metrics.json``.
+
+    The number is recomputed as :func:`record_run` computed it, on the dataset the record names
+    (a derived, generated or image-folder set is rebuilt by :func:`densitybench.data.load`):
+    the exact NLL, or the bound on dequantized data ``D log K`` above ``-log p(y)`` for a continuous
+    model, the IWAE bound of a VAE, the Parzen estimate of a GAN (its width and sample seed are in
+    the checkpoint). A model without a likelihood has no number to recompute: ``recomputed`` and
+    ``difference`` are then None and ``note`` says so.
+
+    Args:
+        run_dir: a finished run folder.
+        data_dir: the data directory (default: see :func:`densitybench.paths.data_dir`).
+        data: the run's dataset when the caller holds it already.
+
+    Returns:
+        ``run`` (the folder's name), ``dataset``, ``likelihood``, ``committed`` (the recorded ``test_nll_nats``),
+        ``recomputed``, ``difference`` (recomputed - committed) and ``note``.
+
+    Raises:
+        FileNotFoundError: the run keeps no checkpoint.
+    """
+    run_dir = Path(run_dir)
+    rec = json.loads((run_dir / "metrics.json").read_text())
+    out = {"run": run_dir.name, "dataset": rec["dataset"], "likelihood": rec["likelihood"],
+           "committed": rec.get("test_nll_nats"), "recomputed": None, "difference": None, "note": None}
+    if not has_checkpoint(run_dir):
         raise FileNotFoundError(f"{run_dir}: no checkpoint here ({rec.get('checkpoint')}); retrain the run to rebuild it")
     model = models.load(run_dir / rec["checkpoint"]["path"])
-    data = data_mod.load(rec["dataset"], data_dir)
-    now = nll_summary(model, data, "test")
-    return {
-        "run": rec["run"],
-        "committed": rec["test_nll_nats"],
-        "recomputed": now["nll_nats"],
-        "difference": now["nll_nats"] - rec["test_nll_nats"],
-    }
+    if model.likelihood == "none" or rec.get("test_nll_nats") is None:
+        return {**out, "note": "no likelihood to recompute"}
+    if data is None or data.name != rec["dataset"]:
+        data = data_mod.load(rec["dataset"], data_dir)
+    now = nll_summary(model, data, "test")["nll_nats"]
+    return {**out, "recomputed": now, "difference": now - rec["test_nll_nats"]}
+
+
+def reevaluate_store(run_dirs, data_dir=None, tolerance: float = 0.01, progress: bool = False, report=None) -> dict:
+    """:func:`reevaluate` every finished run of ``run_dirs`` that keeps its checkpoint.
+
+    Runs are taken dataset by dataset (each dataset is loaded once). A run without a checkpoint
+    is listed, not failed; a run without a likelihood passes with a note; a run whose number
+    cannot be recomputed (its checkpoint or dataset fails to load) fails with the error.
+
+    Args:
+        run_dirs: run folders (those without ``metrics.json``, unfinished, are ignored).
+        data_dir: the data directory.
+        tolerance: the largest ``|difference|`` in nats that passes.
+        progress: show a progress bar.
+        report: called with each row as soon as it is computed.
+
+    Returns:
+        ``rows`` (each :func:`reevaluate`'s result with ``ok``), ``without_checkpoint`` (folder
+        names), ``failed`` (folder names), ``n_reevaluated`` and ``max_abs_difference`` (None when
+        nothing was compared).
+    """
+    from tqdm.auto import tqdm
+
+    finished = [Path(d) for d in run_dirs if (Path(d) / "metrics.json").is_file()]
+    records = {d: json.loads((d / "metrics.json").read_text()) for d in finished}
+    without = sorted(d.name for d in finished if not has_checkpoint(d))
+    todo = sorted((d for d in finished if has_checkpoint(d)), key=lambda d: (str(records[d]["dataset"]), d.name))
+    rows, data = [], None
+    for d in tqdm(todo, desc="re-evaluating", unit="run", disable=not progress):
+        rec = records[d]
+        try:
+            if data is None or data.name != rec["dataset"]:
+                data = None  # release the previous dataset before loading the next
+                if rec.get("test_nll_nats") is not None:
+                    data = data_mod.load(rec["dataset"], data_dir)
+            row = reevaluate(d, data_dir, data=data)
+            diff = row["difference"]
+            row["ok"] = row["note"] is not None if diff is None else bool(abs(diff) <= tolerance)
+        except Exception as err:  # noqa: BLE001  (one run's failure is reported, the others still run)
+            row = {"run": d.name, "dataset": rec["dataset"], "likelihood": rec.get("likelihood"),
+                   "committed": rec.get("test_nll_nats"), "recomputed": None, "difference": None,
+                   "note": f"{type(err).__name__}: {err}", "ok": False}
+        rows.append(row)
+        if report is not None:
+            report(row)
+    diffs = [abs(r["difference"]) for r in rows if r["difference"] is not None]
+    return {"rows": rows, "without_checkpoint": without, "failed": [r["run"] for r in rows if not r["ok"]],
+            "n_reevaluated": len(rows), "max_abs_difference": max(diffs) if diffs else None}

@@ -142,3 +142,22 @@ def dependency_maps(maps: dict[str, torch.Tensor], position: tuple[int, int], ti
     fig.suptitle(title or "inputs the conditional of the red pixel depends on (blue)", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def run_figures(samples, nn: dict, title: str = "") -> dict:
+    """The three figures of a run, keyed by file name: ``samples.png`` (the grid of samples),
+    ``neighbours.png`` (samples above their nearest training images) and ``nn_distances.png``
+    (those distances against held-out test images').
+
+    Args:
+        samples: ``(S, *image_shape)`` samples in ``[0, 1]``.
+        nn: the result of :func:`densitybench.neighbours.neighbour_check` for these samples.
+        title: the run's label.
+    """
+    return {
+        "samples.png": image_grid(samples, title=f"{title}: samples"),
+        "neighbours.png": neighbour_pairs(samples, nn["train"][nn["sample_index"]], nn["sample_distances"],
+                                          nn["metric"]),
+        "nn_distances.png": distance_histogram(nn["sample_distances"], nn["test_distances"], nn["metric"],
+                                               title=title),
+    }

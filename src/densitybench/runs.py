@@ -470,7 +470,7 @@ def train_one(spec, root, *, device: str = "auto", data_dir=None, threads: int |
     """
     import torch
 
-    from . import data as data_mod, evaluate, models, train
+    from . import data as data_mod, models, train
 
     if isinstance(spec, dict):
         spec = RunSpec.from_json(spec)
@@ -501,8 +501,34 @@ def train_one(spec, root, *, device: str = "auto", data_dir=None, threads: int |
             dequantize=ds.n_levels if continuous else None, seed=spec.seed, device=dev, progress=progress,
             checkpoint=folder / "train_state.pt", checkpoint_seconds=CHECKPOINT_SECONDS, name=spec.folder,
         )
-        evaluate.record_spec_run(model, ds, history, folder, spec)
+        record_spec_run(model, ds, history, folder, spec)
     return {**result, "status": "done", "seconds": time.perf_counter() - t0}
+
+
+def record_spec_run(model, data, history, run_dir, spec) -> dict:
+    """The record of a run of the store: its model's own final step (:meth:`finalize`, e.g. a
+    GAN's Parzen width chosen on validation), its extra test numbers and artifacts, then
+    :func:`densitybench.evaluate.record_run` with the spec's settings."""
+    from .evaluate import model_input, record_run
+
+    valid_x = model_input(model, data.split("valid"), data.n_levels)
+    test_x = model_input(model, data.split("test"), data.n_levels)
+    extra = {}
+    hook = getattr(model, "finalize", None)
+    if hook is not None:
+        extra.update(hook(model_input(model, data.split("train"), data.n_levels, seed=spec.seed), valid_x) or {})
+    hook = getattr(model, "evaluation_extras", None)
+    if hook is not None:
+        extra.update(hook(test_x) or {})
+    hook = getattr(model, "artifacts", None)
+    arts = hook() if hook is not None else {}
+    opts = {**OPTION_DEFAULTS, **spec.options}
+    config = {**TRAIN_DEFAULTS, **spec.train, **EVALUATION_DEFAULTS, **spec.evaluation, **opts,
+              "model": spec.model, "hyperparameters": spec.hparams, "seed": spec.seed, "dataset": spec.dataset,
+              "label": spec.label or spec.name, "anchor": spec.anchor, "protocol_note": spec.protocol_note,
+              "chapter": spec.chapter}
+    return record_run(model, data, history, run_dir, config, seed=spec.seed, n_samples=opts["n_samples"],
+                      extra=extra, spec=spec, artifacts=arts)
 
 
 def create_model(spec: RunSpec, ds):
