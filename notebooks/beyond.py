@@ -54,7 +54,7 @@ import pandas as pd
 from IPython.display import Image, display
 from myst_nb import glue
 
-from densitybench import beyond, data, paths, plots, report, study
+from densitybench import beyond, chapter, data, paths, plots, report, study
 
 cfg = study.config("beyond", profile, uci=uci, atari=atari, images=images, levels=levels, collect=collect,
                    train_missing=train_missing)
@@ -249,10 +249,10 @@ glue("beyond_uci_within", f"{len(within)} of {3 * len(groups['uci'])}", display=
 
 # %%
 def sample_panels(name, kinds=("made_masks", "made", "mob", "pca_gmm")):
-    """Test images of ``name`` beside the first 36 samples of each model (drawn with the run's
+    """36 random test images of ``name`` beside the first 36 samples of each model (drawn with the run's
     seed, not selected), each titled with its test NLL."""
     fig, axes = plt.subplots(1, 1 + len(kinds), figsize=(3.6 * (1 + len(kinds)), 4.2))
-    plots.image_grid(loaded[name].test[:36].float(), title=f"{name}: test images", ax=axes[0])
+    plots.image_grid(chapter.subset(loaded[name].test, 36, seed).float(), title=f"{name}: test images", ax=axes[0])
     for ax, kind in zip(axes[1:], kinds):
         run = binary[name].chosen[kind]
         s = np.load(run.path("samples.npy")).astype(np.float32)[:36]

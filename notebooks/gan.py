@@ -45,21 +45,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from IPython.display import Image, display
-from myst_nb import glue
+from IPython.display import display
 from scipy.special import logsumexp
 from scipy.stats import norm
 
-from densitybench import data, metrics, models, paths, plots, report, runs, study, train
+from densitybench import chapter, data, metrics, models, report
 
-prof = runs.load_profile(profile)
-cfg = study.config("gan", profile)
-out = paths.resolve(results_dir, profile)
-store = out / "runs"
-(spec,) = [s for s in prof.specs(chapter="gan") if s.seed == seed]  # the chapter's one run
-hp = spec.hparams
-dev = train.resolve_device(device)
-pd.Series({"run": spec.folder, "key": spec.key, "dataset": spec.dataset, **hp, **spec.train})
+ch = chapter.Chapter.open("gan", profile, seed, results_dir, data_dir, device)
+(spec,) = ch.specs  # the chapter's one run
+hp, ds, dev = spec.hparams, ch.data, ch.device
+ch.settings(spec)
 
 # %% [markdown]
 # ## Data
@@ -70,10 +65,7 @@ pd.Series({"run": spec.folder, "key": spec.key, "dataset": spec.dataset, **hp, *
 # and test images on which the Parzen window is fitted and evaluated.
 
 # %%
-ds = data.load(cfg["continuous_dataset"], data_dir)
-assert spec.dataset == ds.name, "the run is trained on the page's integer-level dataset"
-print(ds.description)
-print(ds.sizes(), "images of shape", ds.image_shape, f"with {ds.n_levels} grey levels")
+print(ch.describe())
 
 
 def fixed():
@@ -83,7 +75,7 @@ def fixed():
 
 valid_y = data.dequantize(ds.split("valid"), ds.n_levels, fixed())
 test_y = data.dequantize(ds.split("test"), ds.n_levels, fixed())
-fig = plots.image_grid(ds.train[:64].float() / (ds.n_levels - 1), title=f"{ds.name}: training images")
+fig = ch.training_grid()
 plt.show()
 
 # %% [markdown]
@@ -108,10 +100,10 @@ print(f"samples: shape {tuple(s.shape)}, values in [{s.min().item():.3f}, {s.max
 assert s.shape == (256, *ds.image_shape) and s.min() >= 0 and s.max() <= 1
 
 small = models.create("gan", ds.image_shape, init_seed=seed, **{**hp, "parzen_n_samples": 50})
-table = small.fit_parzen(valid_y[:20])
+table = small.fit_parzen(chapter.subset(valid_y, 20, seed))
 sigma = float(small.parzen_sigma)
 assert math.isclose(sigma, max(table, key=table.get), rel_tol=1e-6)  # the best width of the grid
-y = valid_y[:5]
+y = chapter.subset(valid_y, 5, seed)
 mu = small.parzen_centres().double().cpu().numpy()
 yy = y.reshape(len(y), -1).double().numpy()
 direct = logsumexp(norm.logpdf(yy[:, None, :], mu[None], sigma).sum(-1), axis=1) - math.log(len(mu))
@@ -140,7 +132,7 @@ assert np.allclose(via_model, direct, rtol=1e-5, atol=1e-3)
 # resumed if it was interrupted); this page only analyses it.
 
 # %%
-run = runs.ensure(spec, store, device=device, data_dir=data_dir)
+run = ch.ensure_runs()[spec.name]
 rec = run.record
 tr = spec.train
 print(f"best epoch {rec['best_epoch']} of {rec['epochs']} ({rec['stop_reason']}), {rec['train_seconds']:.0f} s; "
@@ -149,12 +141,10 @@ print(f"best epoch {rec['best_epoch']} of {rec['epochs']} ({rec['stop_reason']})
 
 budget = report.limit_phrase(tr)
 stopped_by = report.stop_clause(rec, tr, "validation Parzen estimate")
-glue("gan_lr", tr["lr"], display=False)
-glue("gan_batch_size", tr["batch_size"], display=False)
-glue("gan_budget", budget, display=False)
-glue("gan_n_centres", f"{hp['parzen_n_samples']:,}", display=False)
-glue("gan_stop", f"ran {rec['epochs']} epochs in {rec['train_seconds']:.0f} s and stopped {stopped_by}",
-     display=False)
+chapter.glue_values("gan", {
+    "lr": tr["lr"], "batch_size": tr["batch_size"], "budget": budget, "n_centres": f"{hp['parzen_n_samples']:,}",
+    "stop": f"ran {rec['epochs']} epochs in {rec['train_seconds']:.0f} s and stopped {stopped_by}",
+})
 
 # %% [markdown]
 # Both losses are averaged over each epoch's steps. While $D$ cannot tell the two kinds of
@@ -184,10 +174,8 @@ ax1.legend(fontsize=8)
 ax2.legend(fontsize=8)
 fig.tight_layout()
 plt.show()
-glue("gan_d_loss", f"{per_epoch[-1, 0]:.3f}", display=False)
-glue("gan_g_loss", f"{per_epoch[-1, 1]:.3f}", display=False)
-glue("gan_best_epoch", rec["best_epoch"], display=False)
-glue("gan_n_epochs", rec["epochs"], display=False)
+chapter.glue_values("gan", {"d_loss": f"{per_epoch[-1, 0]:.3f}", "g_loss": f"{per_epoch[-1, 1]:.3f}",
+                            "best_epoch": rec["best_epoch"], "n_epochs": rec["epochs"]})
 
 # %% [markdown]
 # ## The Parzen window and the results
@@ -239,13 +227,10 @@ print("protocol:", rec["protocol_note"])
 if pub:
     print("published:", pub["source"])
 
-glue("gan_dataset", ds.name, display=False)
-glue("gan_dims", ds.n_dims, display=False)
-glue("gan_ll", f"{ll:.2f}", display=False)
-glue("gan_ll_se", f"{se:.2f}", display=False)
-glue("gan_sigma", f"{chosen:.3f}", display=False)
-glue("gan_kde_ll", f"{kde_ll:.2f}", display=False)
-glue("gan_kde_vs_gan", "higher" if kde_ll > ll else "lower", display=False)
+chapter.glue_values("gan", {
+    "dataset": ds.name, "dims": ds.n_dims, "ll": f"{ll:.2f}", "ll_se": f"{se:.2f}", "sigma": f"{chosen:.3f}",
+    "kde_ll": f"{kde_ll:.2f}", "kde_vs_gan": "higher" if kde_ll > ll else "lower",
+})
 
 # %% [markdown]
 # On {glue:text}`gan_dataset` the GAN's Parzen estimate is {glue:text}`gan_ll` ±
@@ -273,16 +258,12 @@ glue("gan_kde_vs_gan", "higher" if kde_ll > ll else "lower", display=False)
 # training image: samples much closer than test images would mean copying.
 
 # %%
-print(rec["label"])
-for figure in ("samples.png", "neighbours.png", "nn_distances.png"):
-    display(Image(filename=run.path(figure)))
-
-nn = rec["nearest_neighbour"]
-glue("gan_nn_sample_median", f"{nn['samples']['q50']:.3g}", display=False)
-glue("gan_nn_test_median", f"{nn['test']['q50']:.3g}", display=False)
-glue("gan_nn_sample_q05", f"{nn['samples']['q05']:.3g}", display=False)
-glue("gan_nn_test_q05", f"{nn['test']['q05']:.3g}", display=False)
-glue("gan_nn_closer", "closer to" if nn["samples"]["q50"] < nn["test"]["q50"] else "no closer to", display=False)
+chapter.show_samples({rec["label"]: run})
+nn = chapter.glue_nearest_neighbour("gan", rec)
+chapter.glue_values("gan", {
+    "nn_sample_q05": f"{nn['samples']['q05']:.3g}", "nn_test_q05": f"{nn['test']['q05']:.3g}",
+    "nn_closer": "closer to" if nn["samples"]["q50"] < nn["test"]["q50"] else "no closer to",
+})
 
 # %% [markdown]
 # ## What we learned

@@ -44,25 +44,18 @@ import torch
 from IPython.display import display
 from myst_nb import glue
 
-from densitybench import data, models, paths, plots, report, runs, study
+from densitybench import chapter, models, plots, report
 
-prof = runs.load_profile(profile)
-cfg = study.config("levels", profile)
-out = paths.resolve(results_dir, profile)
-store = out / "runs"
-specs = [s for s in prof.specs(chapter="levels") if s.seed == seed]
-assert specs, f"profile {profile!r} has no softmax run on grey levels with seed {seed}"
-[s.folder for s in specs]
+ch = chapter.Chapter.open("levels", profile, seed, results_dir, data_dir, device)
+ds = ch.data
+ch.folders
 
 # %% [markdown]
 # ## Data
 
 # %%
-ds = data.load(cfg["levels_dataset"], data_dir)
-assert all(s.dataset == ds.name for s in specs), "every run of this page is trained on the page's dataset"
-print(ds.description)
-print(ds.sizes(), "images of shape", ds.image_shape, "with", ds.n_levels, "levels")
-fig = plots.image_grid(ds.train[:64].float() / (ds.n_levels - 1), title=f"{ds.name}: training images")
+print(ch.describe())
+fig = ch.training_grid()
 plt.show()
 
 # %% [markdown]
@@ -75,8 +68,8 @@ plt.show()
 # %%
 D, K = ds.n_dims, ds.n_levels
 uniform_bpd = math.log2(K)
-x = ds.split("test")[:16]
-for spec in specs:
+x = ch.images("test", 16)
+for spec in ch.specs:
     m = models.create(spec.model, ds.image_shape, **spec.hparams, init_seed=seed)
     with torch.no_grad():
         for p in m.parameters():
@@ -84,8 +77,7 @@ for spec in specs:
     bpd = (-m.log_prob(x) / (D * math.log(2))).detach()
     print(f"{spec.name}: {bpd.min().item():.6f} to {bpd.max().item():.6f} bits/dim at zero parameters")
     assert torch.allclose(bpd, torch.full_like(bpd, uniform_bpd), atol=1e-5)
-glue("levels_uniform_bpd", f"{uniform_bpd:.3f}", display=False)
-glue("levels_K", K, display=False)
+chapter.glue_values("levels", {"uniform_bpd": f"{uniform_bpd:.3f}", "K": K})
 
 # %% [markdown]
 # ## Training
@@ -100,12 +92,10 @@ glue("levels_K", K, display=False)
 # last epoch reached; *time budget*: the budget spent): {glue:text}`levels_stops`.
 
 # %%
-finished = runs.ensure_all(specs, store, device=device, data_dir=data_dir)
-records = {name: r.record for name, r in finished.items()}
-settings = report.glue_training("levels", specs, records)
-
+finished = ch.ensure_runs()
+records = ch.glue_training(finished)
 report.print_runs(records, "bits/dim")
-fig = plots.training_curves({name: r.history for name, r in finished.items()})
+fig = chapter.training_curves(finished)
 plt.show()
 
 # %% [markdown]
@@ -120,21 +110,19 @@ plt.show()
 # {glue:text}`levels_other_stops`.
 
 # %%
-continuous = [s for chapter in ("nice", "pca_gmm") for s in prof.specs(chapter=chapter)
+continuous = [s for other in ("nice", "pca_gmm") for s in ch.profile.specs(chapter=other)
               if s.seed == seed and s.dataset == ds.name]
-others = {s.name: runs.ensure(s, store, device=device, data_dir=data_dir, train_missing=True) for s in continuous}
+others = ch.ensure_runs(continuous)
 glue("levels_other_stops", "; ".join(
     f"{name}: {r.record['stop_reason'].replace('_', ' ')} after {r.record['train_seconds']:.0f} s"
     + (f" (budget {r.spec.train['max_seconds']:g} s)" if r.spec.train["max_seconds"] else "")
     for name, r in others.items()) or "none", display=False)
 table = report.bits_table([*records.values(), *(r.record for r in others.values())], ds.name)
-table.to_csv(out / f"bits_per_dim_{ds.name}.csv", index=False)
+table.to_csv(ch.results / f"bits_per_dim_{ds.name}.csv", index=False)
 pd.set_option("display.max_colwidth", None)
 display(table.set_index("model"))
-glue("levels_dataset", ds.name, display=False)
-glue("levels_best", table.iloc[0]["model"], display=False)
-glue("levels_best_bpd", table.iloc[0]["bits/dim"], display=False)
-glue("levels_n_models", len(table), display=False)
+chapter.glue_values("levels", {"dataset": ds.name, "best": table.iloc[0]["model"],
+                               "best_bpd": table.iloc[0]["bits/dim"], "n_models": len(table)})
 
 # %% [markdown]
 # ## Samples side by side

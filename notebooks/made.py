@@ -38,28 +38,19 @@ data_dir = None  # None: $DENSITYBENCH_DATA, else <repo>/data
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
-from IPython.display import Image, display
-from myst_nb import glue
+from IPython.display import display
 
-from densitybench import data, models, paths, plots, report, runs, study
+from densitybench import chapter, models, report
 
-prof = runs.load_profile(profile)
-cfg = study.config("made", profile)
-out = paths.resolve(results_dir, profile)
-store = out / "runs"
-specs = [s for s in prof.specs(chapter="made") if s.seed == seed]
-assert specs, f"profile {profile!r} has no MADE run with seed {seed}"
-[s.folder for s in specs]
+ch = chapter.Chapter.open("made", profile, seed, results_dir, data_dir, device)
+ch.folders
 
 # %% [markdown]
 # ## Data
 
 # %%
-ds = data.load(cfg["dataset"], data_dir)
-assert all(s.dataset == ds.name for s in specs), "every run of this page is trained on the page's dataset"
-print(ds.description)
-print({k: v for k, v in ds.sizes().items()}, "images of shape", ds.image_shape)
-fig = plots.image_grid(ds.train[:64].float(), title=f"{ds.name}: training images")
+print(ch.describe())
+fig = ch.training_grid()
 plt.show()
 
 # %% [markdown]
@@ -71,12 +62,12 @@ plt.show()
 # ordering moves: the Jacobian of the conditionals is strictly triangular.
 
 # %%
-made = models.create("made", ds.image_shape, **{**specs[0].hparams, "n_masks": 1, "seed": seed}, init_seed=seed)
+made = models.create("made", ch.data.image_shape, **{**ch.specs[0].hparams, "n_masks": 1, "seed": seed},
+                     init_seed=seed)
 print(made)
-x = ds.split("train")[:4].requires_grad_(True)
-D = ds.n_dims
+x = ch.images("train", 4).requires_grad_(True)
 jac = torch.stack([torch.autograd.grad(made(x)[:, d].sum(), x, retain_graph=True)[0].reshape(4, -1)[0]
-                   for d in range(D)])
+                   for d in range(made.n_dims)])
 order = made.orders[0]
 allowed = order[None, :] < order[:, None]  # output d may depend on input j iff j comes before d
 leak = jac[~allowed].abs().max().item()
@@ -98,13 +89,11 @@ assert leak == 0.0
 # {glue:text}`made_stops`.
 
 # %%
-finished = runs.ensure_all(specs, store, device=device, data_dir=data_dir)
-records = {name: r.record for name, r in finished.items()}
-settings = report.glue_training("made", specs, records)
-glue("made_resample_every", specs[-1].hparams["resample_every"], display=False)
-
+finished = ch.ensure_runs()
+records = ch.glue_training(finished)
+chapter.glue_values("made", {"resample_every": ch.specs[-1].hparams["resample_every"]})
 report.print_runs(records, "test NLL")
-fig = plots.training_curves({name: r.history for name, r in finished.items()})
+fig = chapter.training_curves(finished)
 plt.show()
 
 # %% [markdown]
@@ -127,18 +116,13 @@ for run, r in records.items():
         "stopped by": r["stop_reason"].replace("_", " "),
         "train s": round(r["train_seconds"]), "published": f"{pub['value']:.2f}" if pub else "—",
     })
-    key = run.replace("-", "_")
-    glue(f"{key}_nll", f"{r['test_nll_nats']:.2f}", display=False)
-    glue(f"{key}_se", f"{r['test_nll_se']:.2f}", display=False)
-table = pd.DataFrame(rows).set_index("run")
-display(table)
+    chapter.glue_values(run.replace("-", "_"), {"nll": f"{r['test_nll_nats']:.2f}", "se": f"{r['test_nll_se']:.2f}"})
+display(pd.DataFrame(rows).set_index("run"))
 
 first, last = list(records)[0], list(records)[-1]
-glue("made_first_run", first, display=False)
-glue("made_last_run", last, display=False)
 gain = records[first]["test_nll_nats"] - records[last]["test_nll_nats"]
-glue("made_gain", f"{'better' if gain > 0 else 'worse'} by {abs(gain):.2f} nats", display=False)
-glue("made_dataset", ds.name, display=False)
+chapter.glue_values("made", {"first_run": first, "last_run": last, "dataset": ch.data.name,
+                             "gain": f"{'better' if gain > 0 else 'worse'} by {abs(gain):.2f} nats"})
 
 # %% [markdown]
 # On {glue:text}`made_dataset`, the single-mask MADE ({glue:text}`made_first_run`) reaches
@@ -155,14 +139,8 @@ glue("made_dataset", ds.name, display=False)
 # neighbours than held-out test images do; the histogram compares the two.
 
 # %%
-for name, r in finished.items():
-    print(name)
-    for figure in ("samples.png", "neighbours.png", "nn_distances.png"):
-        display(Image(filename=r.path(figure)))
-
-nn = records[first]["nearest_neighbour"]
-glue("made_nn_sample_median", f"{nn['samples']['q50']:.0f}", display=False)
-glue("made_nn_test_median", f"{nn['test']['q50']:.0f}", display=False)
+chapter.show_samples(finished)
+chapter.glue_nearest_neighbour("made", records[first], ".0f")
 
 # %% [markdown]
 # ## What we learned

@@ -32,7 +32,7 @@
 # execution.
 
 # %% tags=["parameters"]
-profile = "digits"  # smoke | digits | mnist: the profile's plan fixes the run (dataset, sizes, training)
+profile = "digits"  # smoke | digits | mnist: the profile's plan defines the run (its dataset, sizes and training)
 device = "auto"  # cpu | cuda | auto: where a missing run is trained and the trained model is analysed
 seed = 0  # the seed of the run to read
 results_dir = None  # the profile's results (relative to the repository); None: results/<profile>
@@ -46,18 +46,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from IPython.display import Image, display
-from myst_nb import glue
+from IPython.display import display
 
-from densitybench import anchors, data, evaluate, models, paths, plots, report, runs, study, train
+from densitybench import anchors, chapter, data, evaluate, models, plots, report
 
-prof = runs.load_profile(profile)
-cfg = study.config("nice", profile)
-out = paths.resolve(results_dir, profile)
-store = out / "runs"
-(spec,) = [s for s in prof.specs(chapter="nice") if s.seed == seed]  # the chapter's one run
-dev = train.resolve_device(device)
-pd.Series({"run": spec.folder, "key": spec.key, "dataset": spec.dataset, **spec.hparams, **spec.train})
+ch = chapter.Chapter.open("nice", profile, seed, results_dir, data_dir, device)
+spec = ch.spec("nice")
+ch.settings(spec)
 
 # %% [markdown]
 # ## Data
@@ -79,22 +74,18 @@ pd.Series({"run": spec.folder, "key": spec.key, "dataset": spec.dataset, **spec.
 # $[0, 1]^D$ scores $\mathrm{NLL}_{[0,1]} = 0$, i.e. $\log_2 K$ bits/dim: the number to beat.
 
 # %%
-ds = data.load(cfg["continuous_dataset"], data_dir)
-assert spec.dataset == ds.name, "the run is trained on the page's integer-level dataset"
+ds = ch.data
 K, D = ds.n_levels, ds.n_dims
-print(ds.description)
-print(ds.sizes(), "images of shape", ds.image_shape, f"with {K} levels")
-y_show = data.dequantize(ds.split("train")[:64], K, torch.Generator().manual_seed(data.DEQUANTIZATION_SEED))
+print(ch.describe())
+x_show = ch.images("train", 64)
+y_show = data.dequantize(x_show, K, torch.Generator().manual_seed(data.DEQUANTIZATION_SEED))
 fig, axes = plt.subplots(1, 2, figsize=(9, 4.5))
-plots.image_grid(ds.split("train")[:64] / (K - 1), title=f"{ds.name}: training images (levels / (K-1))", ax=axes[0])
+plots.image_grid(x_show / (K - 1), title=f"{ds.name}: training images (levels / (K-1))", ax=axes[0])
 plots.image_grid(y_show, title="the same, dequantized: (x + u) / K", ax=axes[1])
 fig.tight_layout()
 plt.show()
 
-glue("nice_dataset", ds.name, display=False)
-glue("nice_n_levels", K, display=False)
-glue("nice_n_dims", D, display=False)
-glue("nice_uniform_bpd", f"{math.log2(K):.2f}", display=False)
+chapter.glue_values("nice", {"dataset": ds.name, "n_levels": K, "n_dims": D, "uniform_bpd": f"{math.log2(K):.2f}"})
 
 # %% [markdown]
 # ## The model, and a check of it before training
@@ -114,7 +105,7 @@ nice = models.create("nice", ds.image_shape, init_seed=seed, **spec.hparams)  # 
 print(nice)
 print(f"{nice.n_params():,} parameters; prior {nice.prior}, partition {nice.partition}")
 
-y = data.dequantize(ds.split("valid")[:32], K, torch.Generator().manual_seed(data.DEQUANTIZATION_SEED))
+y = data.dequantize(ch.images("valid", 32), K, torch.Generator().manual_seed(data.DEQUANTIZATION_SEED))
 with torch.no_grad():
     h, logdet = nice(y)
     back = nice.inverse(h)
@@ -145,9 +136,8 @@ print(f"moved away from the identity (max |f(y) - y| = {moved_shift:.2f}): max |
       f"difference {logdet_err:.1e}")
 assert roundtrip < 1e-9 and logdet_err < 1e-8
 
-glue("nice_moved_shift", f"{moved_shift:.2f}", display=False)
-glue("nice_moved_roundtrip", f"{roundtrip:.0e}", display=False)
-glue("nice_moved_logdet_err", f"{logdet_err:.0e}", display=False)
+chapter.glue_values("nice", {"moved_shift": f"{moved_shift:.2f}", "moved_roundtrip": f"{roundtrip:.0e}",
+                             "moved_logdet_err": f"{logdet_err:.0e}"})
 
 # %% [markdown]
 # ## Training
@@ -162,9 +152,9 @@ glue("nice_moved_logdet_err", f"{logdet_err:.0e}", display=False)
 # this page only analyses it. The curves are in nats on $[0, 1]^D$, before the $D \ln K$ shift.
 
 # %%
-run = runs.ensure(spec, store, device=device, data_dir=data_dir)
+run = ch.ensure_runs()[spec.name]
 r = run.record
-model = run.model().to(dev)
+model = run.model().to(ch.device)
 tr = spec.train
 print(f"{spec.folder}: best epoch {r['best_epoch']} of {r['epochs']} ({r['stop_reason']}), "
       f"{r['train_seconds']:.0f} s, test NLL {r['test_nll_nats_continuous']:.2f} nats on [0,1]^D, "
@@ -178,14 +168,11 @@ budget = report.limit_phrase(tr)
 stopped_by = report.stop_clause(r, tr, "validation NLL")
 still = (", while the validation NLL was still falling" if r["still_improving"] and r["stop_reason"] != "patience"
          else "")
-glue("nice_batch_size", tr["batch_size"], display=False)
-glue("nice_lr", tr["lr"], display=False)
-glue("nice_budget", budget, display=False)
-glue("nice_patience", tr["patience"], display=False)
-glue("nice_stop", stopped_by + still, display=False)
-glue("nice_epochs_run", r["epochs"], display=False)
-glue("nice_best_epoch", r["best_epoch"], display=False)
-glue("nice_train_seconds", f"{r['train_seconds']:.0f}", display=False)
+chapter.glue_values("nice", {
+    "batch_size": tr["batch_size"], "lr": tr["lr"], "budget": budget, "patience": tr["patience"],
+    "stop": stopped_by + still, "epochs_run": r["epochs"], "best_epoch": r["best_epoch"],
+    "train_seconds": f"{r['train_seconds']:.0f}",
+})
 
 # %% [markdown]
 # ## Results
@@ -211,13 +198,12 @@ if pub:
     print(f"published: {pub['model']}, {pub['value']} {pub['unit']} ({pub['source']}); protocol: {pub['protocol']}")
     print("how ours differs:", r["protocol_note"])
 
-glue("nice_nll_continuous", f"{r['test_nll_nats_continuous']:.2f}", display=False)
-glue("nice_nll_discrete", f"{r['test_nll_nats']:.2f}", display=False)
-glue("nice_nll_se", f"{r['test_nll_se']:.2f}", display=False)
-glue("nice_bpd", f"{r['bits_per_dim']:.3f}", display=False)
-glue("nice_bpd_se", f"{r['bits_per_dim_se']:.3f}", display=False)
-glue("nice_published_bpd", f"{anchors.ANCHORS['nice']['value']:.2f}", display=False)
-glue("nice_vs_uniform", "below" if r["bits_per_dim"] < math.log2(K) else "not below", display=False)
+chapter.glue_values("nice", {
+    "nll_continuous": f"{r['test_nll_nats_continuous']:.2f}", "nll_discrete": f"{r['test_nll_nats']:.2f}",
+    "nll_se": f"{r['test_nll_se']:.2f}", "bpd": f"{r['bits_per_dim']:.3f}", "bpd_se": f"{r['bits_per_dim_se']:.3f}",
+    "published_bpd": f"{anchors.ANCHORS['nice']['value']:.2f}",
+    "vs_uniform": "below" if r["bits_per_dim"] < math.log2(K) else "not below",
+})
 
 # %% [markdown]
 # On {glue:text}`nice_dataset` ({glue:text}`nice_n_levels` levels, $D$ = {glue:text}`nice_n_dims`)
@@ -240,21 +226,20 @@ glue("nice_vs_uniform", "below" if r["bits_per_dim"] < math.log2(K) else "not be
 # neighbours than held-out test images do, and the histogram compares the two.
 
 # %%
-for figure in ("samples.png", "neighbours.png", "nn_distances.png"):
-    display(Image(filename=run.path(figure)))
+chapter.show_samples({spec.name: run}, named=False)
 
 # the record's samples, unclamped: the same generator and seed as the run's record
 raw = model.sample(r["n_samples"], generator=torch.Generator(device=model.device).manual_seed(seed)).cpu()
 outside = ((raw < 0) | (raw > 1)).float().mean().item()
 print(f"{100 * outside:.1f}% of the sample pixels lie outside [0, 1] before clamping "
       f"(range {raw.min().item():.2f} to {raw.max().item():.2f})")
-nn = r["nearest_neighbour"]
-glue("nice_outside_percent", f"{100 * outside:.1f}", display=False)
-glue("nice_nn_sample_median", f"{nn['samples']['q50']:.2f}", display=False)
-glue("nice_nn_test_median", f"{nn['test']['q50']:.2f}", display=False)
-glue("nice_nn_verdict", "the samples are no closer to the training set than new images are: no sign of copying"
-     if nn["samples"]["q50"] >= nn["test"]["q50"] else
-     "the samples sit closer to the training set than new images do: look at the pairs for copies", display=False)
+nn = chapter.glue_nearest_neighbour("nice", r, ".2f")
+chapter.glue_values("nice", {
+    "outside_percent": f"{100 * outside:.1f}",
+    "nn_verdict": "the samples are no closer to the training set than new images are: no sign of copying"
+    if nn["samples"]["q50"] >= nn["test"]["q50"] else
+    "the samples sit closer to the training set than new images do: look at the pairs for copies",
+})
 
 # %% [markdown]
 # ## The latent space
@@ -271,7 +256,7 @@ glue("nice_nn_verdict", "the samples are no closer to the training set than new 
 # %%
 model.eval()
 n_enc = min(1000, ds.sizes()["test"])
-y_test = evaluate.model_input(model, ds.split("test")[:n_enc], K).to(model.device)
+y_test = evaluate.model_input(model, ch.images("test", n_enc), K).to(model.device)
 with torch.no_grad():
     h_test, logdet_test = model(y_test)
     trained_roundtrip = (model.inverse(h_test) - y_test).abs().max().item()
@@ -328,12 +313,11 @@ ax.set_xticks([])
 ax.set_yticks([])
 plt.show()
 
-glue("nice_trained_roundtrip", f"{trained_roundtrip:.0e}", display=False)
-glue("nice_h_std", f"{values.std():.2f}", display=False)
-glue("nice_logistic_std", f"{math.pi / math.sqrt(3):.2f}", display=False)
-glue("nice_sum_s", f"{sum_s:.1f}", display=False)
-glue("nice_logph_test_median", f"{np.median(log_ph_test):.1f}", display=False)
-glue("nice_logph_prior_median", f"{np.median(log_ph_prior):.1f}", display=False)
+chapter.glue_values("nice", {
+    "trained_roundtrip": f"{trained_roundtrip:.0e}", "h_std": f"{values.std():.2f}",
+    "logistic_std": f"{math.pi / math.sqrt(3):.2f}", "sum_s": f"{sum_s:.1f}",
+    "logph_test_median": f"{np.median(log_ph_test):.1f}", "logph_prior_median": f"{np.median(log_ph_prior):.1f}",
+})
 
 # %% [markdown]
 # ## What we learned

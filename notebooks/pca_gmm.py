@@ -38,20 +38,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from IPython.display import Image, display
+from IPython.display import display
 from myst_nb import glue
 
-from densitybench import data, models, paths, plots, runs, study
+from densitybench import chapter, data, models
 
-prof = runs.load_profile(profile)
-cfg = study.config("pca_gmm", profile)
-out = paths.resolve(results_dir, profile)
-store = out / "runs"
-specs = {s.name: s for s in prof.specs(chapter="pca_gmm") if s.seed == seed}
-gmm_spec = specs["pca_gmm"]
-mob_specs = [s for s in specs.values() if s.model == "bernoulli_mixture"]
+ch = chapter.Chapter.open("pca_gmm", profile, seed, results_dir, data_dir, device)
+gmm_spec = ch.spec("pca_gmm")
+mob_specs = [s for s in ch.specs if s.model == "bernoulli_mixture"]
 pd.DataFrame([{"run": s.folder, "key": s.key, "model": s.model, "dataset": s.dataset, **s.hparams}
-              for s in specs.values()]).set_index("run")
+              for s in ch.specs]).set_index("run")
 
 # %% [markdown]
 # ## Data
@@ -63,10 +59,7 @@ pd.DataFrame([{"run": s.folder, "key": s.key, "model": s.model, "dataset": s.dat
 # bits/dim $= \mathrm{NLL} / (D \ln 2)$.
 
 # %%
-grey = data.load(cfg["dataset"], data_dir)
-binary = data.load(cfg["binary_dataset"], data_dir)
-assert gmm_spec.dataset == grey.name, "PCA + GMM is fitted on the page's integer-level dataset"
-assert all(s.dataset == binary.name for s in mob_specs), "the mixtures of Bernoullis are fitted on the binary dataset"
+grey, binary = ch.data, ch.load("binary_dataset", [s.name for s in mob_specs])
 for d in (grey, binary):
     print(f"{d.name}: {d.description} {d.sizes()}")
 gen = torch.Generator().manual_seed(seed)
@@ -89,17 +82,18 @@ from scipy.special import logsumexp
 
 small = models.create("pca_gmm", grey.image_shape, variance=gmm_spec.hparams["variance"], n_components=2, max_iter=20,
                       seed=seed)
-small.fit_closed_form(y_train[:500], y_valid[:100], progress=False)
+small.fit_closed_form(chapter.subset(y_train, 500, seed), chapter.subset(y_valid, 100, seed), progress=False)
 W, b, s2 = small.components.numpy(), small.pca_mean.numpy(), small.noise_variance.item()
 P = small.prec_chol.numpy()
-yy = y_valid[:5].reshape(5, -1).double().numpy()
+y5 = chapter.subset(y_valid, 5, seed)
+yy = y5.reshape(5, -1).double().numpy()
 direct = []
 for k in range(2):
     S = np.linalg.inv(P[k] @ P[k].T)
     cov = W @ S @ W.T + s2 * (np.eye(W.shape[0]) - W @ W.T)
     direct.append(small.log_weights[k].item() + multivariate_normal(b + W @ small.means[k].numpy(), cov).logpdf(yy))
 direct = logsumexp(np.stack(direct), 0)
-ours = small.log_prob(y_valid[:5]).double().numpy()
+ours = small.log_prob(y5).double().numpy()
 print("ours  :", np.round(ours, 3))
 print("scipy :", np.round(direct, 3))
 assert np.allclose(ours, direct, rtol=1e-6, atol=1e-3)
@@ -113,7 +107,7 @@ assert np.allclose(ours, direct, rtol=1e-6, atol=1e-3)
 # from the profile's run store, where it is fitted once; this page only analyses it.
 
 # %%
-finished = {gmm_spec.name: runs.ensure(gmm_spec, store, device=device, data_dir=data_dir)}
+finished = ch.ensure_runs([gmm_spec])
 r = finished[gmm_spec.name].record
 # the fit's one history entry: EM iterations and the principal directions kept (read from the record, so
 # that the page needs no checkpoint: at the MNIST scale it is too large to commit)
@@ -122,15 +116,15 @@ print(f"kept {n_principal} principal directions; {n_iter} EM iterations ({r['sto
       f"{r['train_seconds']:.1f} s")
 em_stop = {"converged": "EM converged", "patience": "the validation NLL had stopped improving",
            "iteration_cap": "EM reached its iteration cap"}
-glue("pca_variance", f"{gmm_spec.hparams['variance']:.0%}", display=False)
-glue("gmm_components", gmm_spec.hparams["n_components"], display=False)
-glue("gmm_max_iter", gmm_spec.hparams["max_iter"], display=False)
-glue("gmm_stop", f"{n_iter} were run in {r['train_seconds']:.2g} s, and {em_stop[r['stop_reason']]}", display=False)
-glue("pca_dims", n_principal, display=False)
-glue("pca_gmm_bpd", f"{r['bits_per_dim']:.3f}", display=False)
-glue("pca_gmm_bpd_se", f"{r['bits_per_dim_se']:.3f}", display=False)
-glue("pca_gmm_nll", f"{r['test_nll_nats']:.1f}", display=False)
-glue("pca_gmm_nll_cont", f"{r['test_nll_nats_continuous']:.1f}", display=False)
+chapter.glue_values("pca", {"variance": f"{gmm_spec.hparams['variance']:.0%}", "dims": n_principal})
+chapter.glue_values("gmm", {
+    "components": gmm_spec.hparams["n_components"], "max_iter": gmm_spec.hparams["max_iter"],
+    "stop": f"{n_iter} were run in {r['train_seconds']:.2g} s, and {em_stop[r['stop_reason']]}",
+})
+chapter.glue_values("pca_gmm", {
+    "bpd": f"{r['bits_per_dim']:.3f}", "bpd_se": f"{r['bits_per_dim_se']:.3f}", "nll": f"{r['test_nll_nats']:.1f}",
+    "nll_cont": f"{r['test_nll_nats_continuous']:.1f}",
+})
 
 # %% [markdown]
 # PCA kept {glue:text}`pca_dims` directions. On the test images the model scores
@@ -146,9 +140,9 @@ glue("pca_gmm_nll_cont", f"{r['test_nll_nats_continuous']:.1f}", display=False)
 
 # %%
 stops = []
+finished.update(ch.ensure_runs(mob_specs))
 for spec in mob_specs:
     K = spec.hparams["n_components"]
-    finished[spec.name] = runs.ensure(spec, store, device=device, data_dir=data_dir)
     rk = finished[spec.name].record
     print(f"K={K}: {rk['epochs']} EM iterations ({rk['stop_reason']}), test NLL {rk['test_nll_nats']:.2f} "
           f"± {rk['test_nll_se']:.2f}")
@@ -157,9 +151,8 @@ for spec in mob_specs:
     glue(f"mob_k{K}_nll", f"{rk['test_nll_nats']:.2f}", display=False)
 glue("mob_stop", " ".join(stops), display=False)
 
-records = {name: run.record for name, run in finished.items()}
-fig = plots.training_curves({s.name: records[s.name]["history"] for s in mob_specs},
-                            ylabel="NLL (nats); x: EM iteration")
+records = chapter.records(finished)
+fig = chapter.training_curves({s.name: finished[s.name] for s in mob_specs}, ylabel="NLL (nats); x: EM iteration")
 plt.show()
 
 # %% [markdown]
@@ -185,14 +178,8 @@ display(pd.DataFrame(rows).set_index("run"))
 # [results page](results.ipynb) sets every model's samples side by side, MADE's included.
 
 # %%
-for name, r in records.items():
-    print(r["label"])
-    for figure in ("samples.png", "neighbours.png", "nn_distances.png"):
-        display(Image(filename=finished[name].path(figure)))
-
-nn = records["pca_gmm"]["nearest_neighbour"]
-glue("pca_nn_sample_median", f"{nn['samples']['q50']:.2f}", display=False)
-glue("pca_nn_test_median", f"{nn['test']['q50']:.2f}", display=False)
+chapter.show_samples({run.record["label"]: run for run in finished.values()})
+chapter.glue_nearest_neighbour("pca", records["pca_gmm"], ".2f")
 
 # %% [markdown]
 # ## What we learned

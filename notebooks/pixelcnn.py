@@ -36,30 +36,20 @@ data_dir = None  # None: $DENSITYBENCH_DATA, else <repo>/data
 # %%
 import matplotlib.pyplot as plt
 import torch
-from IPython.display import Image, display
 from myst_nb import glue
 
-from densitybench import data, models, paths, plots, report, runs, study, train
+from densitybench import chapter, models, plots
 from densitybench.models.autoregressive import dependency_map
 
-prof = runs.load_profile(profile)
-cfg = study.config("pixelcnn", profile)
-out = paths.resolve(results_dir, profile)
-store = out / "runs"
-dev = train.resolve_device(device)
-specs = [s for s in prof.specs(chapter="pixelcnn") if s.seed == seed]
-assert specs, f"profile {profile!r} has no PixelCNN run with seed {seed}"
-[s.folder for s in specs]
+ch = chapter.Chapter.open("pixelcnn", profile, seed, results_dir, data_dir, device)
+ch.folders
 
 # %% [markdown]
 # ## Data
 
 # %%
-ds = data.load(cfg["dataset"], data_dir)
-assert all(s.dataset == ds.name for s in specs), "every run of this page is trained on the page's dataset"
-print(ds.description)
-print(ds.sizes(), "images of shape", ds.image_shape)
-fig = plots.image_grid(ds.train[:64].float(), title=f"{ds.name}: training images")
+print(ch.describe())
+fig = ch.training_grid()
 plt.show()
 
 # %% [markdown]
@@ -72,21 +62,15 @@ plt.show()
 # the blind spot to its upper right.
 
 # %%
-hp = specs[0].hparams
-pixelcnn = models.create("pixelcnn", ds.image_shape, **hp, init_seed=seed)
+hp = ch.specs[0].hparams
+pixelcnn = models.create("pixelcnn", ch.data.image_shape, **hp, init_seed=seed)
 print(pixelcnn)
-with torch.no_grad():
-    for p in pixelcnn.parameters():
-        p.add_(0.3 * torch.randn(p.shape, generator=torch.Generator().manual_seed(seed)))
-x = ds.split("train")[:1]
-D = ds.n_dims
-H, W = ds.image_shape[1:]
-maps = [dependency_map(pixelcnn, d, x) for d in range(D)]
-leak = max(m.reshape(-1)[d:].abs().max().item() for d, m in enumerate(maps))
+leak = chapter.future_leak(chapter.dependency_maps(chapter.perturb(pixelcnn, seed), ch.images("train", 1)))
 print(f"largest |d logit_d / d x_j| over j >= d: {leak:.1e} (must be exactly 0)")
 assert leak == 0.0
 # the blind spot is a property of the architecture, not of the weights: draw it on a canvas
 # of at least 16 x 16 pixels, where it is not hidden by the image border
+H, W = ch.data.image_shape[1:]
 canvas = (1, max(H, 16), max(W, 16))
 probe = models.create("pixelcnn", canvas, **hp, init_seed=seed)
 Hc, Wc = canvas[1:]
@@ -116,13 +100,7 @@ plt.show()
 # epoch reached; *time budget*: the budget spent): {glue:text}`pixelcnn_stops`.
 
 # %%
-finished = runs.ensure_all(specs, store, device=device, data_dir=data_dir)
-records = {name: r.record for name, r in finished.items()}
-settings = report.glue_training("pixelcnn", specs, records)
-
-report.print_runs(records, "test NLL")
-fig = plots.training_curves({name: r.history for name, r in finished.items()})
-plt.show()
+finished, records = ch.show_training()
 
 # %% [markdown]
 # ## Results
@@ -130,12 +108,7 @@ plt.show()
 # Test NLL in nats (exact) with the standard error over test images, and bits per dimension.
 
 # %%
-display(report.run_table(records))
-first = next(iter(records))
-glue("pixelcnn_run", first, display=False)
-glue("pixelcnn_dataset", records[first]["dataset"], display=False)
-glue("pixelcnn_nll", f"{records[first]['test_nll_nats']:.2f}", display=False)
-glue("pixelcnn_se", f"{records[first]['test_nll_se']:.2f}", display=False)
+first = ch.show_results(records)
 
 # %% [markdown]
 # ## Samples and the nearest-neighbour check
@@ -147,13 +120,7 @@ glue("pixelcnn_se", f"{records[first]['test_nll_se']:.2f}", display=False)
 # would mean copying).
 
 # %%
-for name, r in finished.items():
-    print(name)
-    for figure in ("samples.png", "neighbours.png", "nn_distances.png"):
-        display(Image(filename=r.path(figure)))
-nn = records[first]["nearest_neighbour"]
-glue("pixelcnn_nn_sample_median", f"{nn['samples']['q50']:.3g}", display=False)
-glue("pixelcnn_nn_test_median", f"{nn['test']['q50']:.3g}", display=False)
+ch.show_samples(finished)
 
 # %% [markdown]
 # ## Completions
@@ -162,12 +129,7 @@ glue("pixelcnn_nn_test_median", f"{nn['test']['q50']:.3g}", display=False)
 # top half exactly: it samples the hidden pixels from $p(\mathbf{x}_{\ge d} \mid \mathbf{x}_{<d})$.
 
 # %%
-model = finished[first].model().to(dev)
-H = ds.image_shape[1]
-test = ds.split("test")[:8].to(model.device)
-g = torch.Generator(device=model.device).manual_seed(seed)
-filled = {f"sample {i + 1}": model.complete(test, D // 2, generator=g).cpu() for i in range(3)}
-fig = plots.completions(test.cpu(), H // 2, filled, title=f"{first}: completions of the hidden bottom half")
+fig = ch.completion_figure([finished[first]], n_draws=3, title=f"{first}: completions of the hidden bottom half")
 plt.show()
 
 # %% [markdown]

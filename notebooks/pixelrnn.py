@@ -34,31 +34,18 @@ data_dir = None  # None: $DENSITYBENCH_DATA, else <repo>/data
 
 # %%
 import matplotlib.pyplot as plt
-import torch
-from IPython.display import Image, display
-from myst_nb import glue
 
-from densitybench import data, models, paths, plots, report, runs, study, train
-from densitybench.models.autoregressive import dependency_map
+from densitybench import chapter, models, plots
 
-prof = runs.load_profile(profile)
-cfg = study.config("pixelrnn", profile)
-out = paths.resolve(results_dir, profile)
-store = out / "runs"
-dev = train.resolve_device(device)
-specs = [s for s in prof.specs(chapter="pixelrnn") if s.seed == seed]
-assert specs, f"profile {profile!r} has no PixelRNN run with seed {seed}"
-[s.folder for s in specs]
+ch = chapter.Chapter.open("pixelrnn", profile, seed, results_dir, data_dir, device)
+ch.folders
 
 # %% [markdown]
 # ## Data
 
 # %%
-ds = data.load(cfg["dataset"], data_dir)
-assert all(s.dataset == ds.name for s in specs), "every run of this page is trained on the page's dataset"
-print(ds.description)
-print(ds.sizes(), "images of shape", ds.image_shape)
-fig = plots.image_grid(ds.train[:64].float(), title=f"{ds.name}: training images")
+print(ch.describe())
+fig = ch.training_grid()
 plt.show()
 
 # %% [markdown]
@@ -70,19 +57,15 @@ plt.show()
 # sequence LSTM, a triangle widening upwards for the Row LSTM.
 
 # %%
-x = ds.split("train")[:1]
-D = ds.n_dims
-H, W = ds.image_shape[1:]
+x = ch.images("train", 1)
+H, W = ch.data.image_shape[1:]
 centre = (H // 2, W // 2)
 pictures = {}
-for spec in specs:
-    m = models.create(spec.model, ds.image_shape, **spec.hparams, init_seed=seed)
+for spec in ch.specs:
+    m = models.create(spec.model, ch.data.image_shape, **spec.hparams, init_seed=seed)
     print(m)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(0.3 * torch.randn(p.shape, generator=torch.Generator().manual_seed(seed)))
-    maps = [dependency_map(m, d, x) for d in range(D)]
-    leak = max(mp.reshape(-1)[d:].abs().max().item() for d, mp in enumerate(maps))
+    maps = chapter.dependency_maps(chapter.perturb(m, seed), x)
+    leak = chapter.future_leak(maps)
     print(f"{spec.name}: largest |d logit_d / d x_j| over j >= d: {leak:.1e} (must be exactly 0)")
     assert leak == 0.0
     pictures[spec.name] = maps[centre[0] * W + centre[1]][0]
@@ -102,13 +85,7 @@ plt.show()
 # epoch reached; *time budget*: the budget spent): {glue:text}`pixelrnn_stops`.
 
 # %%
-finished = runs.ensure_all(specs, store, device=device, data_dir=data_dir)
-records = {name: r.record for name, r in finished.items()}
-settings = report.glue_training("pixelrnn", specs, records)
-
-report.print_runs(records, "test NLL")
-fig = plots.training_curves({name: r.history for name, r in finished.items()})
-plt.show()
+finished, records = ch.show_training()
 
 # %% [markdown]
 # ## Results
@@ -116,12 +93,7 @@ plt.show()
 # Test NLL in nats (exact) with the standard error over test images, and bits per dimension.
 
 # %%
-display(report.run_table(records))
-first = next(iter(records))
-glue("pixelrnn_run", first, display=False)
-glue("pixelrnn_dataset", records[first]["dataset"], display=False)
-glue("pixelrnn_nll", f"{records[first]['test_nll_nats']:.2f}", display=False)
-glue("pixelrnn_se", f"{records[first]['test_nll_se']:.2f}", display=False)
+first = ch.show_results(records)
 
 # %% [markdown]
 # ## Samples and the nearest-neighbour check
@@ -133,13 +105,7 @@ glue("pixelrnn_se", f"{records[first]['test_nll_se']:.2f}", display=False)
 # would mean copying).
 
 # %%
-for name, r in finished.items():
-    print(name)
-    for figure in ("samples.png", "neighbours.png", "nn_distances.png"):
-        display(Image(filename=r.path(figure)))
-nn = records[first]["nearest_neighbour"]
-glue("pixelrnn_nn_sample_median", f"{nn['samples']['q50']:.3g}", display=False)
-glue("pixelrnn_nn_test_median", f"{nn['test']['q50']:.3g}", display=False)
+ch.show_samples(finished)
 
 # %% [markdown]
 # ## Completions
@@ -148,13 +114,7 @@ glue("pixelrnn_nn_test_median", f"{nn['test']['q50']:.3g}", display=False)
 # pixels from $p(\mathbf{x}_{\ge d} \mid \mathbf{x}_{<d})$.
 
 # %%
-test = ds.split("test")[:8]
-filled = {}
-for name, r in finished.items():
-    model = r.model().to(dev)
-    g = torch.Generator(device=model.device).manual_seed(seed)
-    filled[r.record["label"]] = model.complete(test.to(model.device), D // 2, generator=g).cpu()
-fig = plots.completions(test, H // 2, filled, title="completions of the hidden bottom half")
+fig = ch.completion_figure(list(finished.values()), title="completions of the hidden bottom half")
 plt.show()
 
 # %% [markdown]

@@ -46,19 +46,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from IPython.display import Image, display
+from IPython.display import display
 from myst_nb import glue
 from scipy.stats import norm
 
-from densitybench import data, metrics, models, paths, plots, report, runs, study, train
+from densitybench import chapter, data, metrics, models, plots, report
 
-prof = runs.load_profile(profile)
-cfg = study.config("vae", profile)
-out = paths.resolve(results_dir, profile)
-store = out / "runs"
-specs = {s.name: s for s in prof.specs(chapter="vae") if s.seed == seed}
+ch = chapter.Chapter.open("vae", profile, seed, results_dir, data_dir, device)
+specs = {s.name: s for s in ch.specs}
 main_spec, map_spec = specs["vae"], specs["vae-2d"]  # the main run and the one with a 2-d latent map
-dev = train.resolve_device(device)
 pd.DataFrame([{"run": s.folder, "key": s.key, "dataset": s.dataset, **s.hparams}
               for s in specs.values()]).set_index("run")
 
@@ -66,11 +62,9 @@ pd.DataFrame([{"run": s.folder, "key": s.key, "dataset": s.dataset, **s.hparams}
 # ## Data
 
 # %%
-ds = data.load(cfg["dataset"], data_dir)
-assert main_spec.dataset == ds.name, "the main run is trained on the page's binary dataset"
-print(ds.description)
-print(ds.sizes(), "images of shape", ds.image_shape)
-fig = plots.image_grid(ds.train[:64].float(), title=f"{ds.name}: training images")
+ds = ch.data
+print(ch.describe())
+fig = ch.training_grid()
 plt.show()
 
 # %% [markdown]
@@ -89,7 +83,7 @@ vae = models.create("vae", ds.image_shape, init_seed=seed, **hp)  # untrained we
 print(vae)
 print(f"{vae.n_params():,} parameters; likelihood: {vae.likelihood}")
 
-x = ds.split("valid")[:300]
+x = ch.images("valid", 300)
 with torch.no_grad():
     bounds = {k: vae.iwae(x, k, generator=torch.Generator().manual_seed(seed)).mean().item() for k in (1, 10, 100)}
     print("mean L_k over", len(x), "validation images (untrained):", {k: round(v, 2) for k, v in bounds.items()})
@@ -130,8 +124,8 @@ with torch.no_grad():
 # interrupted); this page only analyses them. {glue:text}`vae_stop`
 
 # %%
-finished = {name: runs.ensure(s, store, device=device, data_dir=data_dir) for name, s in specs.items()}
-records = {name: run.record for name, run in finished.items()}
+finished = ch.ensure_runs()
+records = chapter.records(finished)
 for name, r in records.items():
     print(f"{name}: best epoch {r['best_epoch']} of {r['epochs']} ({r['stop_reason']}), {r['train_seconds']:.0f} s, "
           f"test -ELBO {r['test_neg_elbo_nats']:.2f}, test -L_{specs[name].hparams['k_eval']} {r['test_nll_nats']:.2f}")
@@ -145,16 +139,13 @@ assert map_spec.train == tr, "the text states one set of training settings for b
 steps_per_epoch = math.ceil(ds.sizes()["train"] / tr["batch_size"])
 warmup_epochs = hp["kl_warmup"] / steps_per_epoch  # the warm-up is counted in optimiser steps
 budget = report.limit_phrase(tr)
-glue("vae_batch_size", tr["batch_size"], display=False)
-glue("vae_lr", tr["lr"], display=False)
-glue("vae_lr_schedule", f"multiplied by {tr['lr_gamma']:g} every {tr['lr_step']} epochs" if tr["lr_step"]
-     else "constant", display=False)
-glue("vae_budget", budget, display=False)
-glue("vae_patience", tr["patience"], display=False)
-glue("vae_k_eval", hp["k_eval"], display=False)
-glue("vae_warmup_epochs", f"{warmup_epochs:g}" if warmup_epochs == round(warmup_epochs) else f"{warmup_epochs:.1f}",
-     display=False)
-glue("vae_2d_dataset", map_spec.dataset, display=False)
+chapter.glue_values("vae", {
+    "batch_size": tr["batch_size"], "lr": tr["lr"],
+    "lr_schedule": f"multiplied by {tr['lr_gamma']:g} every {tr['lr_step']} epochs" if tr["lr_step"] else "constant",
+    "budget": budget, "patience": tr["patience"], "k_eval": hp["k_eval"],
+    "warmup_epochs": f"{warmup_epochs:g}" if warmup_epochs == round(warmup_epochs) else f"{warmup_epochs:.1f}",
+    "2d_dataset": map_spec.dataset,
+})
 glue("vae_stop", " ".join(
     f"Run {name} ran {r['epochs']} epochs in {r['train_seconds']:.0f} s and stopped "
     f"{report.stop_clause(r, specs[name].train, 'validation negative ELBO')}; "
@@ -194,19 +185,17 @@ for run, r in records.items():
               f"({r['anchor']['source']})")
 
 main = records["vae"]
-glue("vae_dataset", main["dataset"], display=False)
-glue("vae_bound", f"{main['test_nll_nats']:.2f}", display=False)
-glue("vae_bound_se", f"{main['test_nll_se']:.2f}", display=False)
-glue("vae_elbo", f"{main['test_neg_elbo_nats']:.2f}", display=False)
-glue("vae_elbo_se", f"{main['test_neg_elbo_se']:.2f}", display=False)
-glue("vae_elbo_gap", f"{main['test_neg_elbo_nats'] - main['test_nll_nats']:.2f}", display=False)
-glue("vae_2d_bound", f"{records['vae-2d']['test_nll_nats']:.2f}", display=False)
 d2 = records["vae-2d"]["test_nll_nats"] - main["test_nll_nats"]
-glue("vae_2d_vs_main",
-     f"{abs(d2):.2f} nats {'worse' if d2 > 0 else 'better'} than the {hp['latent_dim']}-d model on the same images"
-     if map_spec.dataset == main_spec.dataset
-     else f"not comparable with the main run's, which was measured on {main_spec.dataset}", display=False)
-glue("vae_latent_dim", hp["latent_dim"], display=False)
+chapter.glue_values("vae", {
+    "dataset": main["dataset"], "bound": f"{main['test_nll_nats']:.2f}", "bound_se": f"{main['test_nll_se']:.2f}",
+    "elbo": f"{main['test_neg_elbo_nats']:.2f}", "elbo_se": f"{main['test_neg_elbo_se']:.2f}",
+    "elbo_gap": f"{main['test_neg_elbo_nats'] - main['test_nll_nats']:.2f}",
+    "2d_bound": f"{records['vae-2d']['test_nll_nats']:.2f}",
+    "2d_vs_main": f"{abs(d2):.2f} nats {'worse' if d2 > 0 else 'better'} than the {hp['latent_dim']}-d model on the "
+    "same images" if map_spec.dataset == main_spec.dataset
+    else f"not comparable with the main run's, which was measured on {main_spec.dataset}",
+    "latent_dim": hp["latent_dim"],
+})
 
 # %% [markdown]
 # On {glue:text}`vae_dataset`, the VAE with {glue:text}`vae_latent_dim` latent dimensions has a test
@@ -223,8 +212,8 @@ glue("vae_latent_dim", hp["latent_dim"], display=False)
 # $-\mathcal{L}_1$.
 
 # %%
-model = finished["vae"].model().to(dev)
-x_k = ds.split("test")[:n_bound_images].to(model.device)
+model = finished["vae"].model().to(ch.device)
+x_k = ch.images("test", n_bound_images).to(model.device)
 ks = sorted({k for k in (1, 10, 100) if k < hp["k_eval"]} | {hp["k_eval"]})
 tight = []
 with torch.no_grad():
@@ -247,11 +236,10 @@ ax.legend(fontsize=8, loc="center right")
 fig.tight_layout()
 plt.show()
 
-glue("vae_k_images", len(x_k), display=False)
-glue("vae_k_first", f"{tight['-L_k (nats)'].iloc[0]:.2f}", display=False)
-glue("vae_k_last", f"{tight['-L_k (nats)'].iloc[-1]:.2f}", display=False)
-glue("vae_k_max", ks[-1], display=False)
-glue("vae_k_drop", f"{tight['-L_k (nats)'].iloc[0] - tight['-L_k (nats)'].iloc[-1]:.2f}", display=False)
+bound_k = tight["-L_k (nats)"]
+chapter.glue_values("vae", {"k_images": len(x_k), "k_first": f"{bound_k.iloc[0]:.2f}",
+                            "k_last": f"{bound_k.iloc[-1]:.2f}", "k_max": ks[-1],
+                            "k_drop": f"{bound_k.iloc[0] - bound_k.iloc[-1]:.2f}"})
 monotone = bool(np.all(np.diff(tight["-L_k (nats)"].to_numpy()) <= 0))
 glue("vae_k_monotone", "decreases at every step, as the ordering of the bounds requires in expectation" if monotone
      else "does not decrease at every step: the ordering holds in expectation, and each point is one draw", display=False)
@@ -265,14 +253,8 @@ glue("vae_k_monotone", "decreases at every step, as the ordering of the bounds r
 # their neighbours than held-out test images do; the histogram compares the two.
 
 # %%
-for run in records:
-    print(run)
-    for figure in ("samples.png", "neighbours.png", "nn_distances.png"):
-        display(Image(filename=finished[run].path(figure)))
-
-nn = records["vae"]["nearest_neighbour"]
-glue("vae_nn_sample_median", f"{nn['samples']['q50']:.0f}", display=False)
-glue("vae_nn_test_median", f"{nn['test']['q50']:.0f}", display=False)
+chapter.show_samples(finished)
+chapter.glue_nearest_neighbour("vae", records["vae"], ".0f")
 
 # %% [markdown]
 # ## The two-dimensional latent space
@@ -284,7 +266,7 @@ glue("vae_nn_test_median", f"{nn['test']['q50']:.0f}", display=False)
 # $(0.05, 0.95)$ along each axis.
 
 # %%
-vae2 = finished["vae-2d"].model().to(dev)
+vae2 = finished["vae-2d"].model().to(ch.device)
 ds2 = ds if map_spec.dataset == ds.name else data.load(map_spec.dataset, data_dir)
 assert ds2.labels is not None, f"{ds2.name} has no labels to colour the latent map with"
 with torch.no_grad():
