@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from densitybench import beyond, models, paths, runs, study
+from densitybench import beyond, evaluate, models, paths, runs, study
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +134,14 @@ def test_beyond_runs_a_folder_of_the_readers_images(tmp_path, monkeypatch):
     assert spec.dataset == "image_folder:faces?size=8x8&binarize=128" and spec.chapter == "beyond"
     assert spec.train["epochs"] == study.config("beyond", "smoke")["epochs"]
     assert sorted(p.name for p in data_dir.iterdir()) == ["faces"]
+    # the name each run recorded loads the same images again: every run re-evaluates from its checkpoint
+    from densitybench import cli
+
+    folders = [str(store / name) for name in done if name.startswith("image_folder-")]
+    assert cli.main(["evaluate", *folders, "--tolerance", "1e-4"]) == 0
+    for f in folders:
+        res = evaluate.reevaluate(f)
+        assert abs(res["difference"]) <= 1e-4, res
 
 
 def test_beyond_runs_are_named_by_kind_and_chosen_on_validation():
