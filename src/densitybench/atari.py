@@ -8,6 +8,7 @@ module re-exports them under the names the notebooks and the study use.
 from __future__ import annotations
 
 from . import paths  # noqa: F401  (atari.paths.REPO_ROOT is where the default cache is)
+from .datasets import atari as _impl
 from .datasets.atari import (  # noqa: F401
     ATARI,
     CACHE_ENV,
@@ -26,16 +27,4 @@ from .datasets.atari import (  # noqa: F401
     preprocess,
 )
 
-__all__ = [
-    "AtariSpec",
-    "AtariCacheError",
-    "ATARI",
-    "CACHE_ENV",
-    "SPLITS",
-    "cache_dir",
-    "cache_path",
-    "preprocess",
-    "generate",
-    "load_atari",
-    "episodes",
-]
+__all__ = [name for name in _impl.__all__ if name not in ("AtariSource", "SOURCE")]

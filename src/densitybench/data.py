@@ -17,19 +17,8 @@ Content is verified on every load. Nothing is downloaded implicitly:
 
 from __future__ import annotations
 
+from .datasets import *  # noqa: F401,F403  (the package's public API)
 from .datasets.atari import ATARI
-from .datasets.core import (
-    DEQUANTIZATION_SEED,
-    ChecksumError,
-    DataError,
-    DataMissingError,
-    ImageData,
-    ImageFolderError,
-    array_sha256,
-    binarize_stochastic,
-    bits_per_dim,
-    dequantize,
-)
 from .datasets.digits import (
     DIGITS_N_TEST,
     DIGITS_N_VALID,
@@ -38,69 +27,19 @@ from .datasets.digits import (
     DIGITS_THRESHOLD,
     EMBEDDED,
 )
-from .datasets.fetch import FetchError
-from .datasets.files import REGISTRY
-from .datasets.image_folder import (
-    IMAGE_EXTENSIONS,
-    IMAGE_FOLDER_OPTIONS,
-    IMAGE_FOLDER_PREFIX,
-    IMAGE_FOLDER_RESAMPLE,
-    image_folder_name,
-    load_image_folder,
-    parse_image_folder_name,
-)
+from .datasets.image_folder import IMAGE_EXTENSIONS, IMAGE_FOLDER_OPTIONS, IMAGE_FOLDER_PREFIX, IMAGE_FOLDER_RESAMPLE
 from .datasets.readers import OCR_LETTER_DIMS, read_amat, read_idx, read_libsvm, read_ocr_letters
-from .datasets.registry import check, description, fetch, load, missing, names, source_for
+from .datasets.registry import fetch
 from .datasets.uci import UCI_BINARY
 from .datasets.verify import DatasetSpec, FileSpec
 from .datasets.verify import find_layout as _find_layout  # noqa: F401  (used by the study and the tests)
 from .datasets.verify import verify as _verify  # noqa: F401
 
-__all__ = [
-    "ImageData",
-    "DatasetSpec",
-    "FileSpec",
-    "DataError",
-    "DataMissingError",
-    "ChecksumError",
-    "ImageFolderError",
-    "FetchError",
-    "REGISTRY",
-    "UCI_BINARY",
-    "EMBEDDED",
-    "DEQUANTIZATION_SEED",
-    "DIGITS_SHA256",
-    "DIGITS_THRESHOLD",
-    "DIGITS_SPLIT_SEED",
-    "DIGITS_N_VALID",
-    "DIGITS_N_TEST",
-    "IMAGE_FOLDER_PREFIX",
-    "IMAGE_EXTENSIONS",
-    "IMAGE_FOLDER_RESAMPLE",
-    "IMAGE_FOLDER_OPTIONS",
-    "OCR_LETTER_DIMS",
-    "load",
-    "fetch",
-    "check",
-    "names",
-    "generated",
-    "description",
-    "missing",
-    "source_for",
-    "load_image_folder",
-    "image_folder_name",
-    "parse_image_folder_name",
-    "binarize_stochastic",
-    "dequantize",
-    "bits_per_dim",
-    "array_sha256",
-    "read_idx",
-    "read_amat",
-    "read_libsvm",
-    "read_ocr_letters",
-]
-
 
 def generated() -> list[str]:
     """Datasets made on this machine on first use and cached (the Atari frames)."""
     return list(ATARI)
+
+
+#: every public name of this module (its re-exports and generated)
+__all__ = sorted(name for name in dict(globals()) if not name.startswith("_") and name != "annotations")
