@@ -1,4 +1,4 @@
-"""Command line: ``densitybench {plan,train,study,book,data,evaluate}``."""
+"""Command line: ``densitybench {plan,train,window,study,book,data,evaluate}``."""
 
 from __future__ import annotations
 
@@ -101,6 +101,27 @@ def main(argv=None) -> int:
     t.add_argument("--data-dir", default=None)
     t.add_argument("--threads", type=int, default=None, help="CPU threads per run")
 
+    w = sub.add_parser("window", help="train a profile's unfinished runs within a wall-clock limit, leaving "
+                                      "resumable checkpoints for the next window")
+    w.add_argument("--profile", required=True, choices=profiles)
+    w.add_argument("--limit", type=float, required=True, metavar="SECONDS", help="the window's length")
+    w.add_argument("--out", required=True, metavar="DIR",
+                   help="results root: the runs live in DIR/<profile>/runs; give the same DIR to every window")
+    w.add_argument("--runs", nargs="+", metavar="GLOB", help="only runs whose name or folder matches")
+    w.add_argument("--executor", default="local", choices=("local", "ray"),
+                   help="local: one run after another; ray: each run a Ray task (default: local)")
+    w.add_argument("--address", default=None, help="with --executor ray: join this cluster (default: start one)")
+    pack = w.add_mutually_exclusive_group()
+    pack.add_argument("--gpus-per-run", type=float, default=None, help="with ray on CUDA: every run's GPU share")
+    pack.add_argument("--pack", choices=("auto",), default=None,
+                      help="with ray on CUDA: each run's GPU share from its measured footprint (the default there)")
+    w.add_argument("--cpus-per-run", type=float, default=1, help="CPUs a Ray task requests (default 1)")
+    w.add_argument("--margin", type=float, default=None, metavar="SECONDS",
+                   help="training stops this long before the end (default: a tenth of the limit, at most 120 s)")
+    w.add_argument("--device", default=None, help="cpu, cuda or auto (default: the profile's)")
+    w.add_argument("--data-dir", default=None)
+    w.add_argument("--threads", type=int, default=None, help="CPU threads per run")
+
     s = sub.add_parser("study", help="train a profile's runs, execute its notebooks, then build the book")
     s.add_argument("--profile", default="digits", choices=profiles)
     _executor_args(s)
@@ -149,6 +170,17 @@ def main(argv=None) -> int:
                     cpus_per_run=a.cpus_per_run, gpus_per_run=a.gpus_per_run, device=a.device, data_dir=a.data_dir,
                     threads=a.threads)
         return 0
+    if a.cmd == "window":
+        from . import window
+
+        try:
+            summary = window.run_window(a.profile, a.limit, a.out, names=a.runs, executor=a.executor,
+                                        address=a.address, gpus_per_run=a.gpus_per_run, pack=a.pack,
+                                        cpus_per_run=a.cpus_per_run, margin=a.margin, device=a.device,
+                                        data_dir=a.data_dir, threads=a.threads)
+        except ValueError as err:
+            p.error(str(err))
+        return 1 if summary["failed"] else 0
     if a.cmd == "study":
         params = {k: v for k, v in {"device": a.device, "data_dir": a.data_dir}.items() if v is not None}
         try:

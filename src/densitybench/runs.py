@@ -459,14 +459,21 @@ def lock(folder, wait: bool = False):
 
 
 def train_one(spec, root, *, device: str = "auto", data_dir=None, threads: int | None = None,
-              progress: bool = False, wait: bool = False) -> dict:
+              progress: bool = False, wait: bool = False, deadline: float | None = None) -> dict:
     """Train (resuming from the run's checkpoint when there is one) and record the run ``spec``
     (a :class:`RunSpec` or its :meth:`~RunSpec.to_json`) in the store at ``root``.
 
     Idempotent: a finished run returns at once with status ``"skipped"``. Every executor calls this.
 
+    ``deadline`` (an absolute ``time.time()``, e.g. the end of a window of machine time) stops
+    training there with a resumable checkpoint and records nothing (status ``"interrupted"``); a
+    run not begun by then is left untouched (status ``"not_started"``). It is not part of the
+    spec: the run's own stop reasons and budget are unchanged (see :func:`densitybench.train.fit`).
+
     Returns:
-        ``{"name", "seed", "key", "folder", "status": "done" | "skipped", "seconds"}``.
+        ``{"name", "seed", "key", "folder", "status": "done" | "skipped" | "interrupted" |
+        "not_started", "seconds"}``; a run that continued from a checkpoint adds ``"resumed_from"``
+        (``{"epoch", "step"}``), an interrupted one ``"epoch"`` and ``"step"`` reached.
     """
     import torch
 
@@ -482,6 +489,8 @@ def train_one(spec, root, *, device: str = "auto", data_dir=None, threads: int |
     check_folder(spec, folder)
     if (folder / "metrics.json").is_file():
         return {**result, "status": "skipped", "seconds": 0.0}
+    if deadline is not None and time.time() >= deadline:
+        return {**result, "status": "not_started", "seconds": 0.0}
     with lock(folder, wait=wait):
         check_folder(spec, folder)
         if (folder / "metrics.json").is_file():  # finished by the holder we waited for
@@ -500,7 +509,15 @@ def train_one(spec, root, *, device: str = "auto", data_dir=None, threads: int |
             patience=tr["patience"], clip_grad_norm=tr["clip_grad_norm"], max_seconds=tr["max_seconds"],
             dequantize=ds.n_levels if continuous else None, seed=spec.seed, device=dev, progress=progress,
             checkpoint=folder / "train_state.pt", checkpoint_seconds=CHECKPOINT_SECONDS, name=spec.folder,
+            deadline=deadline,
         )
+        if history.resumed_from is not None:
+            result["resumed_from"] = history.resumed_from
+        if history.interrupted:  # resumable from its checkpoint; nothing is recorded
+            progress_file = train.progress_path(folder / "train_state.pt")
+            reached = json.loads(progress_file.read_text()) if progress_file.is_file() else {}
+            return {**result, "status": "interrupted", "epoch": reached.get("epoch", 0),
+                    "step": reached.get("step", 0), "seconds": time.perf_counter() - t0}
         record_spec_run(model, ds, history, folder, spec)
     return {**result, "status": "done", "seconds": time.perf_counter() - t0}
 

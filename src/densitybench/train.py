@@ -14,6 +14,11 @@ validation value, the patience counter, the training time spent, the history, an
 random state (Python, NumPy, torch and the shuffling generator). Started again with the same
 arguments, it resumes from that state, so a run killed at any point ends, on the same CPU,
 with weights and numbers bitwise identical to an uninterrupted run.
+
+A ``deadline`` (an absolute time, e.g. the end of a window of machine time) is not a setting of
+the run: reaching it writes the resumable state and returns a history marked ``interrupted``,
+with no stop reason, so that the next call resumes the run; the run's own budget
+(``max_seconds``, counted over every call) and its stop reasons are unchanged by it.
 """
 
 from __future__ import annotations
@@ -63,6 +68,10 @@ class History:
 
     ``stop_reason`` is one of :data:`STOP_REASONS`; ``improving`` says whether the
     validation value was still falling over the last epochs (see :func:`still_improving`).
+    ``interrupted`` says that training stopped at a ``deadline`` before it ended (then
+    ``stop_reason`` is None and the checkpoint holds the state to resume from); ``resumed_from``
+    is ``{"epoch", "step"}`` of the checkpoint this call started from (None for a fresh start).
+    Neither is part of a record (:meth:`as_dict`).
     """
 
     epochs: list[dict] = field(default_factory=list)
@@ -72,6 +81,8 @@ class History:
     stopped_early: bool = False
     stopped_by_budget: bool = False
     stop_reason: str | None = None
+    interrupted: bool = False
+    resumed_from: dict | None = None
 
     @property
     def improving(self) -> bool:
@@ -170,6 +181,7 @@ def fit(
     checkpoint: str | os.PathLike | None = None,
     checkpoint_seconds: float = 300.0,
     name: str | None = None,
+    deadline: float | None = None,
 ) -> History:
     """Train ``model`` on ``train`` with early stopping on ``valid``.
 
@@ -200,9 +212,18 @@ def fit(
         checkpoint: where the resumable state is written (and resumed from when present).
         checkpoint_seconds: also write it within an epoch after this many seconds.
         name: the run's name, for error messages.
+        deadline: an absolute time (``time.time()``) when this call must stop, checked before
+            every epoch and after every optimiser step: once reached, the state is written to
+            ``checkpoint`` (within the epoch if need be) and the history is returned with
+            ``interrupted`` set and no stop reason; called again, training resumes there. Unlike
+            ``max_seconds`` it is no property of the run. A model fitted in closed form cannot
+            stop midway: its fit gets the time left as its budget and, when cut short by the
+            deadline rather than by its own budget, is returned ``interrupted`` (to be fitted
+            again from the start).
 
     Returns:
-        The :class:`History`; the model holds the weights of the best validation epoch.
+        The :class:`History`; the model holds the weights of the best validation epoch (when
+        ``interrupted``, the weights at the deadline).
 
     Raises:
         ValueError: ``epochs < 1``.
@@ -219,15 +240,25 @@ def fit(
     history = History()
     if not model.trained_by_gradient:
         t0 = time.perf_counter()
+        if deadline is not None and time.time() >= deadline:
+            history.interrupted = True
+            return history
         if dequantize:  # one draw for fitting (seeded by `seed`), the fixed draw for validation
             train = dequantize_levels(train, dequantize, torch.Generator().manual_seed(seed))
             valid = dequantize_levels(valid, dequantize, torch.Generator().manual_seed(DEQUANTIZATION_SEED))
         budget = None if max_seconds is None else max(0.0, max_seconds - (time.perf_counter() - t0))
-        history.epochs = model.fit_closed_form(train, valid, progress=progress, max_seconds=budget)
+        # the deadline binds when it leaves less time than the run's own budget
+        left = None if deadline is None else max(0.0, deadline - time.time())
+        cut_by_deadline = left is not None and (budget is None or left < budget)
+        history.epochs = model.fit_closed_form(train, valid, progress=progress,
+                                               max_seconds=left if cut_by_deadline else budget)
         history.train_seconds = time.perf_counter() - t0
         best = min(history.epochs, key=lambda e: e["valid_loss"])
         history.best_epoch, history.best_valid = best["epoch"], best["valid_loss"]
         history.stop_reason = closed_form_stop_reason(model, history.epochs)
+        if cut_by_deadline and history.stop_reason == "time_budget":  # the deadline's, not the run's
+            history.stop_reason, history.interrupted = None, True
+            return history
         history.stopped_by_budget = history.stop_reason == "time_budget"
         _check_finite(label, history.epochs)
         return history
@@ -255,6 +286,7 @@ def fit(
             sc.load_state_dict(s)
         _set_rng_states(saved["rng"], g)
         state.update({k: saved[k] for k in state})
+        history.resumed_from = {"epoch": state["epoch"], "step": state["step"]}
 
     def save() -> None:
         if ckpt is None:
@@ -274,7 +306,14 @@ def fit(
     last_finite = {"train": None, "valid": None}
     for e in state["history"]:
         last_finite = {"train": e["train_loss"], "valid": e["valid_loss"]}
+
+    def past_deadline() -> bool:
+        return deadline is not None and time.time() >= deadline
+
     while state["stop_reason"] is None and state["epoch"] < epochs:
+        if past_deadline():  # the state of the last epoch's end is already written
+            history.interrupted = True
+            break
         epoch = state["epoch"] + 1
         if state["perm"] is None:  # a new epoch: its shuffling, drawn from the run's generator
             state["perm"] = torch.randperm(n_train, generator=g)
@@ -300,11 +339,20 @@ def fit(
             if max_seconds is not None and elapsed() >= max_seconds:
                 out_of_time = True
                 break
+            if past_deadline():
+                break
             if ckpt is not None and time.perf_counter() - last_save >= checkpoint_seconds and i + 1 < len(batches):
                 state["epoch_seconds"] = time.perf_counter() - t_epoch
                 state["elapsed"], t_mark = elapsed(), time.perf_counter()
                 save()
                 last_save = time.perf_counter()
+        if not out_of_time and past_deadline():
+            # stop within the epoch: its state (shuffling, step, running loss) resumes next time
+            state["epoch_seconds"] = time.perf_counter() - t_epoch
+            state["elapsed"], t_mark = elapsed(), time.perf_counter()
+            save()
+            history.interrupted = True
+            break
         for sched in scheds:
             sched.step()
         v = float(valid_fn(model, valid))
@@ -338,7 +386,7 @@ def fit(
         save()
         last_save = time.perf_counter()
     bar.close()
-    if state["best_state"] is not None:
+    if state["best_state"] is not None and not history.interrupted:
         model.load_state_dict(state["best_state"])
     model.eval()
     history.epochs = state["history"]
