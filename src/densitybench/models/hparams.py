@@ -22,7 +22,7 @@ from numbers import Integral, Real
 #: widths and counts: positive integers
 POSITIVE_INTEGERS = frozenset({
     "hidden_size", "hidden", "n_channels", "output_channels", "n_blocks", "n_layers", "n_couplings",
-    "n_hidden_layers", "latent_dim", "n_components", "noise_dim", "k_eval", "k_chunk", "n_masks",
+    "n_hidden_layers", "latent_dim", "n_components", "noise_dim", "k_eval", "k_chunk", "k_train", "n_masks",
     "resample_every", "parzen_n_samples", "max_iter", "patience",
 })
 #: widths of successive layers: lists of positive integers

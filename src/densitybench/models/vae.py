@@ -83,6 +83,9 @@ class VAE(DensityModel):
         kl_warmup: optimiser steps over which the KL term's weight in the training loss rises
             linearly from 0 to 1 (counted by :meth:`after_step` from the model's creation); 0
             trains on the ELBO from the first step. The bounds and ``log_prob`` never weight the KL.
+        k_train: importance samples of the training objective: 1 trains on the ELBO (the VAE),
+            ``k > 1`` on the importance-weighted bound ``L_k`` (the IWAE of Burda et al., who
+            train with k = 5 and k = 50); a KL warm-up applies to the ELBO only.
     """
 
     name = "vae"
@@ -106,6 +109,7 @@ class VAE(DensityModel):
         k_chunk: int = 500,
         eval_seed: int = 0,
         kl_warmup: int = 0,
+        k_train: int = 1,
     ):
         check_hparams(VAE, data_shape, locals())  # the constructor's arguments
         super().__init__(data_shape, support="binary")
@@ -116,6 +120,9 @@ class VAE(DensityModel):
         self.k_chunk = int(k_chunk)
         self.eval_seed = int(eval_seed)
         self.kl_warmup = int(kl_warmup)
+        self.k_train = int(k_train)
+        if self.k_train > 1 and self.kl_warmup:
+            raise ValueError("vae: kl_warmup weights the ELBO's KL term; with k_train > 1 the IWAE bound has none")
         self.steps = 0  # optimiser steps taken, for the warm-up (kept in the state dict)
         D, L = self.n_dims, self.latent_dim
 
@@ -246,8 +253,11 @@ class VAE(DensityModel):
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         """The negative ELBO averaged over the batch (one sample per example); during the
-        warm-up, with the KL term weighted by :attr:`kl_weight`."""
+        warm-up, with the KL term weighted by :attr:`kl_weight`. With ``k_train > 1``, the
+        negative IWAE bound ``L_{k_train}`` averaged over the batch."""
         x = self.check_input(x)
+        if self.k_train > 1:
+            return -self._iwae(x, self.k_train, None).mean()
         return -self._elbo(x, None, self.kl_weight).mean()
 
     def after_step(self) -> None:
