@@ -218,7 +218,8 @@ def test_init_seed_must_be_an_integer(seed):
 
 
 def test_unknown_model_lists_the_known_ones():
-    known = "bernoulli_mixture, fvsbn, gan, made, nade, nice, pca_gmm, pixel_lstm, pixelcnn, row_lstm, vae"
+    known = ("bernoulli_mixture, diagonal_bilstm, fvsbn, gan, gated_pixelcnn, made, nade, nice, pca_gmm, pixel_lstm, "
+             "pixelcnn, row_lstm, vae")
     with pytest.raises(ValueError, match=rf"unknown model 'mad'; known: {known}$"):
         models.validate_hparams("mad", SHAPE, {})
 
