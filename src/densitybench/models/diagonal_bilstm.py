@@ -55,7 +55,7 @@ from torch import nn
 
 from .autoregressive import Autoregressive
 from .hparams import check_hparams
-from .pixelcnn import MaskedConv2d
+from .pixelcnn import MaskedConv2d, check_single_channel, output_head, raster_logits
 
 
 def skew(x: torch.Tensor) -> torch.Tensor:
@@ -183,15 +183,11 @@ class DiagonalBiLSTM(Autoregressive):
                  n_levels: int = 2, full_context: bool = True):
         check_hparams(DiagonalBiLSTM, data_shape, locals())  # the constructor's arguments
         super().__init__(data_shape, n_levels)
-        if len(self.data_shape) != 3 or self.data_shape[0] != 1:
-            raise ValueError(f"DiagonalBiLSTM models single-channel images (1, H, W), not {self.data_shape}")
+        check_single_channel(self)
         self.input_conv = MaskedConv2d(1, hidden, 7, "A")
         self.layers = nn.ModuleList(DiagonalBiLSTMLayer(hidden, hidden, int(full_context and k == 0))
                                     for k in range(n_layers))
-        self.head = nn.Sequential(
-            nn.ReLU(), nn.Conv2d(hidden, output_channels, 1),
-            nn.ReLU(), nn.Conv2d(output_channels, self.n_out, 1),
-        )
+        self.head = output_head(hidden, output_channels, self.n_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of every conditional.
@@ -205,5 +201,4 @@ class DiagonalBiLSTM(Autoregressive):
         h = self.input_conv(pixels)
         for layer in self.layers:
             h = h + layer(h, pixels)  # residual connection between layers
-        out = self.head(h).reshape(x.shape[0], self.n_out, -1)
-        return out[:, 0] if self.n_out == 1 else out
+        return raster_logits(self.head(h))

@@ -37,6 +37,7 @@ from torch import nn
 
 from .autoregressive import Autoregressive
 from .hparams import check_hparams
+from .pixelcnn import check_single_channel, output_head, raster_logits
 
 
 def gate(pre: torch.Tensor) -> torch.Tensor:
@@ -111,15 +112,11 @@ class GatedPixelCNN(Autoregressive):
                  n_levels: int = 2):
         check_hparams(GatedPixelCNN, data_shape, locals())  # the constructor's arguments
         super().__init__(data_shape, n_levels)
-        if len(self.data_shape) != 3 or self.data_shape[0] != 1:
-            raise ValueError(f"GatedPixelCNN models single-channel images (1, H, W), not {self.data_shape}")
+        check_single_channel(self)
         self.layers = nn.ModuleList(
             [GatedLayer(1, n_channels, 7, "A")] + [GatedLayer(n_channels, n_channels, 3, "B") for _ in range(n_blocks)]
         )
-        self.head = nn.Sequential(
-            nn.ReLU(), nn.Conv2d(n_channels, output_channels, 1),
-            nn.ReLU(), nn.Conv2d(output_channels, self.n_out, 1),
-        )
+        self.head = output_head(n_channels, output_channels, self.n_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of every conditional.
@@ -132,5 +129,4 @@ class GatedPixelCNN(Autoregressive):
         v = h = self.scaled(x)
         for layer in self.layers:
             v, h = layer(v, h)
-        out = self.head(h).reshape(x.shape[0], self.n_out, -1)  # (B, n_out, H*W)
-        return out[:, 0] if self.n_out == 1 else out
+        return raster_logits(self.head(h))

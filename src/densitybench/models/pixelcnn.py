@@ -25,6 +25,29 @@ from .autoregressive import Autoregressive
 from .hparams import check_hparams
 
 
+def check_single_channel(model) -> None:
+    """Refuse data other than single-channel images ``(1, H, W)``: the masks of the image
+    models here order the pixels of one channel (the papers' R, G, B masks are not implemented)."""
+    if len(model.data_shape) != 3 or model.data_shape[0] != 1:
+        raise ValueError(f"{type(model).__name__} models single-channel images (1, H, W), not {model.data_shape}")
+
+
+def output_head(channels: int, output_channels: int, n_out: int) -> nn.Sequential:
+    """The papers' output layers: ReLU, a 1x1 convolution to ``output_channels``, ReLU, a 1x1
+    convolution to ``n_out`` logits per pixel (a pixel's own features only, so causality is kept)."""
+    return nn.Sequential(
+        nn.ReLU(), nn.Conv2d(channels, output_channels, 1),
+        nn.ReLU(), nn.Conv2d(output_channels, n_out, 1),
+    )
+
+
+def raster_logits(out: torch.Tensor) -> torch.Tensor:
+    """``(B, n_out, H, W)`` maps to the conditionals' logits in raster order: ``(B, H*W)`` for
+    Bernoulli outputs (``n_out = 1``), ``(B, K, H*W)`` for a ``K``-way softmax."""
+    out = out.reshape(out.shape[0], out.shape[1], -1)
+    return out[:, 0] if out.shape[1] == 1 else out
+
+
 class MaskedConv2d(nn.Conv2d):
     """A 2-D convolution whose kernel sees only pixels before the centre in raster order.
 
@@ -88,14 +111,10 @@ class PixelCNN(Autoregressive):
                  n_levels: int = 2):
         check_hparams(PixelCNN, data_shape, locals())  # the constructor's arguments
         super().__init__(data_shape, n_levels)
-        if len(self.data_shape) != 3 or self.data_shape[0] != 1:
-            raise ValueError(f"PixelCNN models single-channel images (1, H, W), not {self.data_shape}")
+        check_single_channel(self)
         self.input_conv = MaskedConv2d(1, n_channels, 7, "A")
         self.blocks = nn.Sequential(*[ResidualBlock(n_channels) for _ in range(n_blocks)])
-        self.head = nn.Sequential(
-            nn.ReLU(), nn.Conv2d(n_channels, output_channels, 1),
-            nn.ReLU(), nn.Conv2d(output_channels, self.n_out, 1),
-        )
+        self.head = output_head(n_channels, output_channels, self.n_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of every conditional.
@@ -105,6 +124,4 @@ class PixelCNN(Autoregressive):
         Returns:
             ``(B, D)`` Bernoulli logits, or ``(B, K, D)`` softmax logits.
         """
-        out = self.head(self.blocks(self.input_conv(self.scaled(x))))  # (B, n_out, H, W)
-        out = out.reshape(x.shape[0], self.n_out, -1)
-        return out[:, 0] if self.n_out == 1 else out
+        return raster_logits(self.head(self.blocks(self.input_conv(self.scaled(x)))))

@@ -22,7 +22,7 @@ from torch import nn
 
 from .autoregressive import Autoregressive, draw
 from .hparams import check_hparams, is_integer
-from .pixelcnn import MaskedConv2d
+from .pixelcnn import MaskedConv2d, check_single_channel, output_head, raster_logits
 
 
 class PixelLSTM(Autoregressive):
@@ -131,19 +131,14 @@ class RowLSTM(Autoregressive):
                  output_channels: int = 64, n_levels: int = 2):
         check_hparams(RowLSTM, data_shape, locals())  # the constructor's arguments
         super().__init__(data_shape, n_levels)
-        if len(self.data_shape) != 3 or self.data_shape[0] != 1:
-            raise ValueError(f"RowLSTM models single-channel images (1, H, W), not {self.data_shape}")
+        check_single_channel(self)
         self.input_conv = MaskedConv2d(1, hidden, 7, "A")
         self.layers = nn.ModuleList(RowLSTMLayer(hidden, hidden, kernel_size) for _ in range(n_layers))
-        self.head = nn.Sequential(
-            nn.ReLU(), nn.Conv2d(hidden, output_channels, 1),
-            nn.ReLU(), nn.Conv2d(output_channels, self.n_out, 1),
-        )
+        self.head = output_head(hidden, output_channels, self.n_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of every conditional: ``(B, D)`` or ``(B, K, D)``."""
         h = self.input_conv(self.scaled(x))
         for layer in self.layers:
             h = h + layer(h)  # residual connection between layers
-        out = self.head(h).reshape(x.shape[0], self.n_out, -1)
-        return out[:, 0] if self.n_out == 1 else out
+        return raster_logits(self.head(h))
