@@ -201,3 +201,47 @@ def test_stochastic_binarization_is_seeded_and_keeps_labels():
     assert torch.equal(data.load(a.name).train, a.train)
     with pytest.raises(ValueError, match="already binary"):
         data.binarize_stochastic(a)
+
+
+def test_column_major_reader_output_loads_c_contiguous(tmp_path):
+    """A reader that hands over column-major or transposed arrays: the splits come out in C
+    order, with the same content and checksums."""
+    from densitybench.datasets.files import load_files
+
+    g = np.random.default_rng(0)
+    splits = ("train", "valid", "test")
+    arrays = {s: np.asfortranarray(g.integers(0, 2, (n, 12), dtype=np.uint8)) for s, n in zip(splits, (6, 3, 4))}
+    (tmp_path / "toy").mkdir()
+    np.savez(tmp_path / "toy" / "toy.npz", **arrays)
+    checks = {s: data.array_sha256(a) for s, a in arrays.items()}
+    spec = data.DatasetSpec(
+        name="toy", folder="toy", kind="binary", n_levels=2, image_shape=(1, 3, 4),
+        layouts=((data.FileSpec("toy.npz", (), ("sha256-arrays", checks)),),),
+        reader=lambda spec, a: (a["toy.npz"]["train"], a["toy.npz"]["valid"].T.copy().T, a["toy.npz"]["test"]),
+        description="", citation="",
+    )
+    d = load_files(spec, tmp_path)
+    for s, a in arrays.items():
+        t = getattr(d, s)
+        assert t.is_contiguous() and t.shape == (len(a), 1, 3, 4)
+        assert torch.equal(t.reshape(len(a), -1), torch.from_numpy(np.ascontiguousarray(a)))
+        assert data.array_sha256(t.numpy()) == checks[s]
+
+
+@pytest.mark.parametrize("name", ["binarized_mnist", "caltech101_silhouettes", "mnist"])
+def test_file_dataset_splits_are_c_contiguous_with_the_readers_content(name):
+    """The splits are C-contiguous and hold what the reader gives (the binarized MNIST .npz
+    and the Caltech silhouettes come column-major)."""
+    require_dataset(name)
+    spec = data.REGISTRY[name]
+    layout, folder = data._find_layout(spec, paths.data_dir())
+    raw = spec.reader(spec, {f.name: data._verify(spec, f, folder / f.name) for f in layout})
+    d = data.load(name)
+    for s, a in zip(("train", "valid", "test"), raw[:3]):
+        t = getattr(d, s)
+        assert t.is_contiguous()
+        assert torch.equal(t, torch.from_numpy(np.array(a, dtype=np.uint8)).reshape(t.shape))
+    if name == "binarized_mnist":
+        from densitybench.datasets.binarized_mnist import BINARIZED_SHA256
+
+        assert {s: data.array_sha256(getattr(d, s).numpy()) for s in BINARIZED_SHA256} == BINARIZED_SHA256

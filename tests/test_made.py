@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from densitybench import models
-from densitybench.models.autoregressive import Autoregressive
-from conftest import all_binary, all_levels, perturb_
+from densitybench import models, paths
+from densitybench.models.autoregressive import Autoregressive, conditional_log_prob
+from conftest import all_binary, all_levels, perturb_, require_dataset
 
 
 def jacobian(model, x):
@@ -192,3 +192,117 @@ def test_completion_needs_the_natural_ordering():
     model = models.create("made", (1, 2, 2), hidden_sizes=[8], n_masks=2, ordering="random")
     with pytest.raises(ValueError, match="natural"):
         model.complete(torch.zeros(1, 1, 2, 2), 2)
+
+
+# --------------------------------------------------------------------------- the ensemble's masks
+
+
+def switched_log_prob(model, x):
+    """The ensemble's log-likelihood the plain way: switch the layers to each mask set in turn."""
+    current = model.mask_index
+    per_mask = []
+    for k in range(model.n_masks):
+        model.set_mask(k)
+        per_mask.append(conditional_log_prob(model(x), x))
+    model.set_mask(current)
+    return torch.logsumexp(torch.stack(per_mask), 0) - math.log(model.n_masks), per_mask
+
+
+def layer_masks(model):
+    return [m.clone() for n, m in model.named_buffers() if n.endswith("mask")]
+
+
+@pytest.mark.parametrize("hidden", [[24], [24, 16]])
+@pytest.mark.parametrize("ordering", ["natural", "random"])
+@pytest.mark.parametrize("n_levels", [2, 3])
+@pytest.mark.parametrize("direct", [False, True])
+def test_kept_masks_give_the_switched_ensemble_bitwise(hidden, ordering, n_levels, direct):
+    D, K = 12, 5
+    for seed in range(3):
+        model = models.create("made", (D,), hidden_sizes=hidden, n_masks=K, ordering=ordering, n_levels=n_levels,
+                              direct=direct, seed=seed)
+        perturb_(model, seed=seed)
+        model.set_mask(seed % K)
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randint(0, n_levels, (64, D), generator=g).float()
+        expected, per_mask = switched_log_prob(model, x)
+        before = layer_masks(model)
+
+        kept = model.log_prob(x)
+        assert model.mask_tensors(0)[0] is model.mask_tensors(0)[0]  # the masks were kept
+        model.mask_cache_bytes = 0
+        rebuilt = model.log_prob(x)
+        assert model.mask_tensors(0)[0] is not model.mask_tensors(0)[0]  # built at each call
+        assert torch.equal(kept, expected) and torch.equal(rebuilt, expected)
+        for k in range(K):
+            assert torch.equal(model.log_prob_mask(x, k), per_mask[k])
+        # the layers still hold the current mask set
+        assert model.mask_index == seed % K
+        assert all(torch.equal(a, b) for a, b in zip(layer_masks(model), before))
+
+
+def test_kept_masks_are_those_of_the_layers():
+    model = models.create("made", (10,), hidden_sizes=[12, 8], n_masks=4, ordering="random", direct=True,
+                          n_levels=3, seed=1)
+    layers = [model.hidden[0], model.hidden[1], model.output, model.direct]
+    for k in range(4):
+        model.set_mask(k)
+        kept = model.mask_tensors(k)
+        assert len(kept) == len(layers)
+        for layer, m in zip(layers, kept):
+            assert m.dtype == layer.mask.dtype and m.is_contiguous() and torch.equal(m, layer.mask)
+
+
+def test_kept_masks_follow_a_loaded_state_dict():
+    hp = dict(hidden_sizes=[16], n_masks=3, ordering="random", direct=True)
+    source = models.create("made", (10,), seed=1, **hp)
+    target = models.create("made", (10,), seed=2, **hp)  # other orderings and degrees
+    perturb_(source, seed=1)
+    x = all_binary(10)[::9]
+    target.log_prob(x)  # keeps the masks of its own orderings
+    assert set(target.state_dict()) == set(source.state_dict())  # the kept masks are no state
+    target.load_state_dict(source.state_dict())
+    assert torch.equal(target.log_prob(x), source.log_prob(x))
+    for k in range(3):
+        assert all(torch.equal(a.bool(), b) for a, b in zip(target.mask_tensors(k), source.connectivity(k)))
+
+
+def test_kept_masks_follow_the_dtype():
+    model = models.create("made", (10,), hidden_sizes=[16], n_masks=3, ordering="random", direct=True, seed=0)
+    perturb_(model)
+    x = all_binary(10)[::9]
+    expected = model.log_prob(x)
+    model.to(torch.float64)
+    assert all(m.dtype == torch.float64 for m in model.mask_tensors(0))
+    model.to(torch.float32)  # and back: the float64 masks are not used
+    assert all(m.dtype == torch.float32 for m in model.mask_tensors(0))
+    assert torch.equal(model.log_prob(x), expected)
+    assert torch.equal(model.log_prob(x), switched_log_prob(model, x)[0])
+
+
+def test_masks_above_the_memory_limit_are_not_kept():
+    model = models.create("made", (10,), hidden_sizes=[16], n_masks=3, direct=True, seed=0)
+    # 3 sets of 16 x 10 and 10 x 16 float32 masks, and one direct 10 x 10 mask (one ordering)
+    size = (3 * (16 * 10 + 10 * 16) + 10 * 10) * 4
+    model.mask_cache_bytes = size
+    assert model.mask_tensors(1)[0] is model.mask_tensors(1)[0]
+    assert model.mask_tensors(0)[-1] is model.mask_tensors(2)[-1]  # the shared direct mask
+    model.mask_cache_bytes = size - 1
+    assert model.mask_tensors(1)[0] is not model.mask_tensors(1)[0]
+    with pytest.raises(ValueError, match="mask index"):
+        model.mask_tensors(3)
+
+
+def test_committed_ensemble_checkpoint_matches_switching():
+    """The committed 32-mask MADE on 100 binarized MNIST test images: the kept masks give the
+    numbers of switching the layers to each mask set in turn, bit for bit."""
+    require_dataset("binarized_mnist")
+    path = paths.results_dir("mnist") / "runs" / "made-32masks-s0" / "model.pt"
+    if not path.exists():
+        pytest.skip(f"{path} is not there")
+    from densitybench import data
+
+    model = models.load(path).eval()
+    x = data.load("binarized_mnist").split("test")[:100]
+    with torch.no_grad():
+        assert torch.equal(model.log_prob(x), switched_log_prob(model, x)[0])

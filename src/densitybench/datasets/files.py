@@ -43,10 +43,14 @@ def load_files(spec: DatasetSpec, data_dir: str | os.PathLike | None = None) -> 
     arrays = {f.name: verify(spec, f, folder / f.name) for f in layout}
     train, valid, test, *rest = spec.reader(spec, arrays)
     c, h, w = spec.image_shape
-    labels = {k: torch.from_numpy(np.asarray(v, dtype=np.int64)) for k, v in rest[0].items()} if rest else None
+    labels = ({k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.int64)) for k, v in rest[0].items()}
+              if rest else None)
 
     def t(a):
-        return torch.from_numpy(np.array(a, dtype=np.uint8).reshape(-1, c, h, w))
+        # a copy in C order: readers hand over column-major arrays (the binarized MNIST's .npz,
+        # the transposed Caltech silhouettes), and minibatches gathered from a strided split
+        # cost every epoch
+        return torch.from_numpy(np.array(a, dtype=np.uint8, order="C").reshape(-1, c, h, w))
 
     return ImageData(
         name=spec.name,

@@ -20,7 +20,11 @@ dict, so a checkpoint resumes the cycle where it was); at test time the ensemble
 
     log p(x) = logsumexp_k log p_k(x) - log K,
 
-a normalised density (averaging logits across masks would not be).
+a normalised density (averaging logits across masks would not be). The ensemble is evaluated
+without touching the layers' masks: the masks of every set are built once and kept on the
+model's device (:meth:`MADE.mask_tensors`), unless they would take more than
+:attr:`MADE.mask_cache_bytes`, and mask sets that share an ordering share the direct
+connections' term. The numbers are those of switching the layers to each set in turn.
 """
 
 from __future__ import annotations
@@ -48,8 +52,10 @@ class MaskedLinear(nn.Linear):
         """``mask``: ``(in_features, out_features)`` booleans, True where a connection exists."""
         self.mask.copy_(mask.T.to(self.mask.dtype))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.mask * self.weight, self.bias)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``x @ (M * W).T + b`` with the layer's mask ``M``, or with ``mask`` (``(out_features,
+        in_features)``, the dtype of the weight) when given, which leaves the layer's own as it is."""
+        return F.linear(x, (self.mask if mask is None else mask) * self.weight, self.bias)
 
 
 class MADE(Autoregressive):
@@ -73,6 +79,9 @@ class MADE(Autoregressive):
     """
 
     name = "made"
+    #: Largest size in bytes of the masks of all mask sets kept on the model's device for the
+    #: ensemble's ``log_prob``; above it each set's masks are built again at every call.
+    mask_cache_bytes = 256 * 2**20
     width_hparams = ("hidden_sizes",)
     hparam_choices = {"ordering": ("natural", "random")}
     nonempty_hparams = ("hidden_sizes",)
@@ -120,6 +129,7 @@ class MADE(Autoregressive):
             self.register_buffer(f"degrees_{l}", torch.stack(ms))
         self.mask_index = 0
         self._steps = 0
+        self._mask_cache = None
         self.set_mask(0)
 
     @classmethod
@@ -145,19 +155,74 @@ class MADE(Autoregressive):
         """``[m^0, m^1, ..., m^L]`` of mask set ``k``."""
         return [self.orders[k]] + [getattr(self, f"degrees_{l}")[k] for l in range(len(self.hidden_sizes))]
 
-    def set_mask(self, k: int) -> None:
-        """Use mask set ``k`` for the following forward passes."""
+    def connectivity(self, k: int) -> tuple[torch.Tensor, ...]:
+        """The masks of mask set ``k`` as ``(out_features, in_features)`` booleans, True where a
+        connection exists: one per hidden layer (``m^{l-1}(k') <= m^l(k)``), the output layer's
+        (``m^L(k') < m^0(d)`` for output unit ``j * D + d``) and, with ``direct``, the direct
+        connections' (``m^0(d') < m^0(d)``)."""
         if not 0 <= k < self.n_masks:
             raise ValueError(f"mask index {k} outside [0, {self.n_masks})")
         ms = self.degrees(k)
-        for layer, m_prev, m in zip(self.hidden, ms[:-1], ms[1:]):
-            layer.set_mask(m_prev[:, None] <= m[None, :])
+        masks = [m[:, None] >= m_prev[None, :] for m_prev, m in zip(ms[:-1], ms[1:])]
         m0 = ms[0]
-        out = (ms[-1][:, None] < m0[None, :]).repeat(1, self.n_out)  # unit j*D + d -> dim d
-        self.output.set_mask(out)
+        masks.append((m0[:, None] > ms[-1][None, :]).repeat(self.n_out, 1))  # unit j*D + d -> dim d
         if self.direct is not None:
-            self.direct.set_mask((m0[:, None] < m0[None, :]).repeat(1, self.n_out))
+            masks.append((m0[:, None] > m0[None, :]).repeat(self.n_out, 1))
+        return tuple(masks)
+
+    def set_mask(self, k: int) -> None:
+        """Use mask set ``k`` for the following forward passes."""
+        layers = list(self.hidden) + [self.output] + ([self.direct] if self.direct is not None else [])
+        for layer, mask in zip(layers, self.connectivity(k)):
+            layer.mask.copy_(mask)
         self.mask_index = k
+
+    def mask_tensors(self, k: int, cache: bool = True) -> tuple[torch.Tensor, ...]:
+        """:meth:`connectivity` of mask set ``k`` as tensors like the layers' masks (their dtype,
+        on their device), ready for :meth:`MaskedLinear.forward`.
+
+        With ``cache``, the masks of every set are built at the first call and kept for the
+        following ones, unless they would take more than :attr:`mask_cache_bytes` (then they
+        are built again at each call); moving the model (``.to``) or loading a state dict drops
+        them. Sets with the same ordering share one direct-connection mask.
+        """
+        if not 0 <= k < self.n_masks:
+            raise ValueError(f"mask index {k} outside [0, {self.n_masks})")
+        if cache:
+            sets = self._cached_masks()[1]
+            if sets is not None:
+                return sets[k]
+        return tuple(m.to(self.output.mask.dtype) for m in self.connectivity(k))
+
+    def _cached_masks(self) -> tuple[list[int], list[tuple[torch.Tensor, ...]] | None]:
+        """``(groups, sets)``: for every mask set, the first set with the same ordering (so the
+        same direct mask), and the masks of every set, None above :attr:`mask_cache_bytes`."""
+        like = self.output.mask
+        key = (like.device, like.dtype, self.mask_cache_bytes)
+        if self._mask_cache is None or self._mask_cache[0] != key:
+            self._mask_cache = None  # the old masks are freed before the new ones are made
+            first = {}
+            groups = [first.setdefault(tuple(o.tolist()), k) for k, o in enumerate(self.orders)]
+            per_set = sum(layer.mask.numel() for layer in list(self.hidden) + [self.output])
+            shared = self.direct.mask.numel() * len(first) if self.direct is not None else 0
+            sets = None
+            if (self.n_masks * per_set + shared) * like.element_size() <= self.mask_cache_bytes:
+                sets, direct = [], {}
+                for k in range(self.n_masks):
+                    masks = tuple(m.to(like.dtype) for m in self.connectivity(k))
+                    if self.direct is not None:
+                        masks = masks[:-1] + (direct.setdefault(groups[k], masks[-1]),)
+                    sets.append(masks)
+            self._mask_cache = (key, groups, sets)
+        return self._mask_cache[1:]
+
+    def _apply(self, fn, recurse=True):
+        self._mask_cache = None  # built again, on the new device and in the new dtype
+        return super()._apply(fn, recurse)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        self._mask_cache = None  # the orderings and degrees may be new
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def after_step(self) -> None:
         self._steps += 1
@@ -182,38 +247,48 @@ class MADE(Autoregressive):
         Returns:
             ``(B, D)`` Bernoulli logits, or ``(B, n_levels, D)`` softmax logits.
         """
-        h = self.scaled(x.reshape(x.shape[0], -1))
-        inp = h
-        for layer in self.hidden:
-            h = F.relu(layer(h))
-        out = self.output(h)
+        return self._logits(self.scaled(x.reshape(x.shape[0], -1)))
+
+    def _logits(self, inp: torch.Tensor, masks: tuple[torch.Tensor, ...] | None = None,
+                direct: torch.Tensor | None = None) -> torch.Tensor:
+        """The network on the scaled, flattened input ``inp`` (``(B, D)``), with the layers' masks
+        or with ``masks`` (:meth:`mask_tensors`); ``direct``, when given, is the direct
+        connections' term ``(B, D * n_out)`` already computed for this ordering."""
+        h = inp
+        for l, layer in enumerate(self.hidden):
+            h = F.relu(layer(h, None if masks is None else masks[l]))
+        out = self.output(h, None if masks is None else masks[len(self.hidden)])
         if self.direct is not None:
-            out = out + self.direct(inp)
+            out = out + (direct if direct is not None else self._direct_term(inp, masks))
         if self.n_out == 1:
             return out
         return out.reshape(out.shape[0], self.n_out, self.n_dims)
 
+    def _direct_term(self, inp: torch.Tensor, masks: tuple[torch.Tensor, ...] | None) -> torch.Tensor:
+        return self.direct(inp, None if masks is None else masks[-1])
+
     def log_prob_mask(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        """Exact log-likelihood under mask set ``k`` alone, shape ``(B,)``."""
+        """Exact log-likelihood under mask set ``k`` alone, shape ``(B,)``; the current mask set
+        stays as it is."""
         x = self.check_input(x)
-        current = self.mask_index
-        self.set_mask(k)
-        try:
-            return conditional_log_prob(self(x), x)
-        finally:
-            self.set_mask(current)
+        inp = self.scaled(x.reshape(x.shape[0], -1))
+        return conditional_log_prob(self._logits(inp, self.mask_tensors(k)), x)
 
     def _log_prob(self, x: torch.Tensor) -> torch.Tensor:
         if self.n_masks == 1:
             return conditional_log_prob(self(x), x)
-        current = self.mask_index
-        try:
-            per_mask = []
-            for k in range(self.n_masks):
-                self.set_mask(k)
-                per_mask.append(conditional_log_prob(self(x), x))
-        finally:
-            self.set_mask(current)
+        inp = self.scaled(x.reshape(x.shape[0], -1))
+        groups = self._cached_masks()[0]
+        direct = {}  # the direct term of each ordering, computed once
+        per_mask = []
+        for k in range(self.n_masks):
+            masks = self.mask_tensors(k)
+            shared = None
+            if self.direct is not None:
+                shared = direct.get(groups[k])
+                if shared is None:
+                    shared = direct[groups[k]] = self._direct_term(inp, masks)
+            per_mask.append(conditional_log_prob(self._logits(inp, masks, shared), x))
         return torch.logsumexp(torch.stack(per_mask), 0) - math.log(self.n_masks)
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
