@@ -1,4 +1,4 @@
-"""Command line: ``densitybench {plan,train,window,study,book,data,evaluate}``."""
+"""Command line: ``densitybench {plan,train,window,study,book,data,evaluate,bench}``."""
 
 from __future__ import annotations
 
@@ -157,6 +157,12 @@ def main(argv=None) -> int:
     e.add_argument("--data-dir", default=None)
     e.add_argument("--tolerance", type=float, default=0.01, help="nats (default 0.01)")
 
+    bn = sub.add_parser("bench", help="measure training and evaluation throughput (images/s) of every distinct "
+                                      "configuration of a profile on this device, or compare two such reports")
+    from . import bench
+
+    bench.add_arguments(bn)
+
     a = p.parse_args(argv)
     if a.cmd == "plan":
         rows = runs.plan(a.profile, a.results_root, a.runs)
@@ -222,6 +228,11 @@ def main(argv=None) -> int:
             if unfinished:
                 p.error(f"no metrics.json (not a finished run): {', '.join(unfinished)}")
         return print_reevaluation(folders, a.data_dir, a.tolerance)
+    if a.cmd == "bench":
+        try:
+            return bench.main_from_args(a)
+        except ValueError as err:
+            p.error(str(err))
     return 2
 
 
