@@ -34,7 +34,8 @@ def test_every_notebook_executes_and_writes_records(smoke_run):
         assert f"{run}-s0" in done
     # the results table holds the runs of the model chapters; those of "Beyond MNIST" are on its own page
     expected = ["made-1mask", "made-2masks", "mob_k2", "pca_gmm", "nade", "pixelcnn", "pixel_lstm", "row_lstm",
-                "nice", "vae", "vae-2d", "gan", "made-levels", "nade-levels", "pixelcnn-levels"]
+                "nice", "vae", "vae-2d", "gan", "made-levels", "nade-levels", "pixelcnn-levels",
+                "nade-10levels-assignment", "pixel_lstm-10levels-assignment", "nade-10levels", "pixel_lstm-10levels"]
     assert (smoke_run / "results.csv").read_text().count("\n") == len(expected) + 1
     # the all-families table holds the softmax models and the continuous models on the 17 levels
     bits = (smoke_run / "bits_per_dim_digits.csv").read_text()

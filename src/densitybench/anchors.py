@@ -77,6 +77,29 @@ for _key, (_model, _values) in UCI_TABLE2.items():
             model=_model, protocol=f"UCI {_dataset} (Larochelle, Bengio & Turian 2010 split)", value=_value,
             unit="nats", source="Germain et al. 2015 (MADE), Table 2")
 
+#: The per-epoch table of the assignment the study grew from: NADE and a pixel LSTM on MNIST with
+#: 10 grey levels (784 categorical outputs of 10 classes), the mean NLL in nats per image of the
+#: training and the test images after each epoch. The assignment looked at the test NLL after
+#: every epoch (it had no validation split), so these numbers are selected by nothing. ``runs``
+#: is keyed by the model's name in :data:`densitybench.models.MODELS`; ``train[i]`` and
+#: ``test[i]`` are those after epoch ``i + 1``.
+ASSIGNMENT_10_LEVELS = {
+    "source": "DGM assignment (the study's source), per-epoch table",
+    "dataset": "mnist",
+    "n_levels": 10,
+    "n_dims": 784,
+    "protocol": ("MNIST with 10 grey levels, 784 categorical outputs of 10 classes; train and test NLL after every "
+                 "epoch, no validation split (the split and the mapping to 10 levels are not stated)"),
+    "unit": "nats",
+    "runs": {
+        "nade": dict(model="NADE", optimizer="Adam, lr 0.01", train=[800.27, 715.89, 690.14],
+                     test=[753.92, 724.28, 709.23]),
+        "pixel_lstm": dict(model="pixel LSTM", optimizer="Adam, lr 0.001",
+                           train=[851.27, 660.89, 632.14, 615.89, 600.14],
+                           test=[708.92, 655.28, 629.23, 612.28, 597.23]),
+    },
+}
+
 
 def get(key: str | None) -> dict | None:
     """The anchor ``key`` (with its key), or None when the run names none."""

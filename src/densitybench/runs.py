@@ -61,8 +61,13 @@ TRAIN_DEFAULTS = {
     "clip_grad_norm": None,
     "max_seconds": None,
 }
-#: evaluation settings that change a number
-EVALUATION_DEFAULTS = {"valid_nll": True}
+#: evaluation settings that change a number. ``test_each_epoch``: the mean test NLL (the
+#: validation criterion, on the test split) after every epoch in the history, as ``test_loss``:
+#: a reported number that selects nothing (see the ``monitor`` of :func:`densitybench.train.fit`)
+EVALUATION_DEFAULTS = {"valid_nll": True, "test_each_epoch": False}
+#: evaluation settings added after runs were recorded: a spec holds one only where it differs
+#: from its default, so that the keys of the runs recorded before it stay what they were
+EVALUATION_KEYED_WHEN_SET = ("test_each_epoch",)
 #: settings that change no number (not in the key)
 OPTION_DEFAULTS = {"n_samples": 64, "n_judge_samples": 0}
 
@@ -170,6 +175,7 @@ def make_spec(name: str, model: str, dataset: str, *, hparams=None, train=None, 
     """A :class:`RunSpec` with the training and evaluation defaults filled in."""
     tr = {**TRAIN_DEFAULTS, **(train or {})}
     ev = {**EVALUATION_DEFAULTS, **(evaluation or {})}
+    ev = {k: v for k, v in ev.items() if not (k in EVALUATION_KEYED_WHEN_SET and v == EVALUATION_DEFAULTS[k])}
     opts = {**OPTION_DEFAULTS, **(rest.pop("options", None) or {})}
     return RunSpec(name=name, model=model, dataset=dataset, hparams=copy.deepcopy(dict(hparams or {})), train=tr,
                    evaluation=ev, seed=seed, options=opts, **rest)
@@ -217,6 +223,9 @@ def validate_spec(spec: RunSpec) -> None:
     if unknown:
         raise ValueError(f"{where}: evaluation.{sorted(unknown)[0]}: unknown evaluation setting; known: "
                          f"{', '.join(EVALUATION_DEFAULTS)}")
+    for k, v in spec.evaluation.items():
+        if not isinstance(v, bool):
+            raise ValueError(f"{where}: evaluation.{k} must be true or false, got {v!r}")
     unknown = set(spec.options) - set(OPTION_DEFAULTS)
     if unknown:
         raise ValueError(f"{where}: options.{sorted(unknown)[0]}: unknown option; known: {', '.join(OPTION_DEFAULTS)}")
@@ -501,6 +510,7 @@ def train_one(spec, root, *, device: str = "auto", data_dir=None, threads: int |
         ds = data_mod.load(spec.dataset, data_dir)
         model = create_model(spec, ds)
         tr = {**TRAIN_DEFAULTS, **spec.train}
+        ev = {**EVALUATION_DEFAULTS, **spec.evaluation}
         continuous = model.support == "continuous"
         dev = train.resolve_device(device)
         history = train.fit(
@@ -509,7 +519,7 @@ def train_one(spec, root, *, device: str = "auto", data_dir=None, threads: int |
             patience=tr["patience"], clip_grad_norm=tr["clip_grad_norm"], max_seconds=tr["max_seconds"],
             dequantize=ds.n_levels if continuous else None, seed=spec.seed, device=dev, progress=progress,
             checkpoint=folder / "train_state.pt", checkpoint_seconds=CHECKPOINT_SECONDS, name=spec.folder,
-            deadline=deadline,
+            deadline=deadline, monitor={"test": ds.split("test")} if ev["test_each_epoch"] else None,
         )
         if history.resumed_from is not None:
             result["resumed_from"] = history.resumed_from

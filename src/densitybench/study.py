@@ -260,17 +260,11 @@ def train(
 
 
 def missing_data(dataset: str, data_dir=None) -> str | None:
-    """Why the files of ``dataset`` are absent from the data directory (None: present, embedded or generated)."""
+    """Why the files of ``dataset`` are absent from the data directory (None: present, embedded or
+    generated); the dataset's source answers (a derived name asks the dataset it is made from)."""
     from . import data
 
-    base = re.sub(r"_binarized_seed\d+$", "", dataset)
-    if base not in data.REGISTRY:
-        return None
-    try:
-        data._find_layout(data.REGISTRY[base], paths.data_dir(data_dir))
-    except data.DataMissingError as err:
-        return str(err).splitlines()[0]
-    return None
+    return data.missing(dataset, data_dir)
 
 
 def run(

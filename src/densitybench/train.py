@@ -10,8 +10,9 @@ Resuming. Given a ``checkpoint`` path, :func:`fit` writes its whole state there 
 the end of every epoch and every ``checkpoint_seconds`` within an epoch: the model (its
 counters included, see the models' state dicts), the optimisers and schedulers, the epoch and
 the step within it with that epoch's shuffling, the running loss, the best weights and best
-validation value, the patience counter, the training time spent, the history, and every
-random state (Python, NumPy, torch and the shuffling generator). Started again with the same
+validation value, the patience counter, the training time spent, the history (with the
+monitored numbers, see below) and the names of the monitored sets, and every random state
+(Python, NumPy, torch and the shuffling generator). Started again with the same
 arguments, it resumes from that state, so a run killed at any point ends, on the same CPU,
 with weights and numbers bitwise identical to an uninterrupted run.
 
@@ -19,6 +20,12 @@ A ``deadline`` (an absolute time, e.g. the end of a window of machine time) is n
 the run: reaching it writes the resumable state and returns a history marked ``interrupted``,
 with no stop reason, so that the next call resumes the run; the run's own budget
 (``max_seconds``, counted over every call) and its stop reasons are unchanged by it.
+
+Monitoring. ``monitor`` names further held-out sets (``{"test": x}``) whose value of the
+validation criterion is written into each epoch's entry (``test_loss`` beside ``train_loss``
+and ``valid_loss``) and never read: it selects nothing (neither the stopping epoch nor the
+best one), its evaluation leaves every random state as it found it and its time is not
+counted as training time, so the weights and the other numbers are those of a run without it.
 """
 
 from __future__ import annotations
@@ -182,6 +189,7 @@ def fit(
     checkpoint_seconds: float = 300.0,
     name: str | None = None,
     deadline: float | None = None,
+    monitor: dict[str, torch.Tensor] | None = None,
 ) -> History:
     """Train ``model`` on ``train`` with early stopping on ``valid``.
 
@@ -220,13 +228,21 @@ def fit(
             stop midway: its fit gets the time left as its budget and, when cut short by the
             deadline rather than by its own budget, is returned ``interrupted`` (to be fitted
             again from the start).
+        monitor: ``{name: tensor (N, *data_shape)}``, held-out sets prepared like ``valid``
+            (dequantized once with the same fixed seed): after every epoch, ``valid_fn`` of
+            each is written into the epoch's entry as ``<name>_loss`` (None where not finite).
+            A reported number only: it never decides when to stop or which epoch is kept, its
+            evaluation restores every random state and its seconds are not training time (each
+            entry's ``monitor_seconds``). Only for a model trained by gradient.
 
     Returns:
         The :class:`History`; the model holds the weights of the best validation epoch (when
         ``interrupted``, the weights at the deadline).
 
     Raises:
-        ValueError: ``epochs < 1``.
+        ValueError: ``epochs < 1``; a ``monitor`` name that is not an identifier or is
+            ``train``/``valid``, a ``monitor`` for a model fitted in closed form, or a
+            ``checkpoint`` written with other monitored sets than ``monitor``.
         TrainingDiverged: a training loss or validation value is not finite; the message
             names the run, the epoch and the last finite values.
     """
@@ -235,6 +251,14 @@ def fit(
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
     label = name or type(model).__name__
+    monitor = dict(monitor or {})
+    for key in monitor:
+        if not (isinstance(key, str) and key.isidentifier()) or key in ("train", "valid"):
+            raise ValueError(f"run {label}: monitor names must be identifiers other than 'train' and 'valid', "
+                             f"got {key!r}")
+    if monitor and not model.trained_by_gradient:
+        raise ValueError(f"run {label}: {type(model).__name__} is fitted in closed form, without epochs to "
+                         f"monitor; {', '.join(monitor)} cannot be evaluated after each epoch")
     dev = resolve_device(device)
     model.to(dev)
     history = History()
@@ -271,11 +295,13 @@ def fit(
     g = seed_everything(seed)
     if dequantize:
         valid = dequantize_levels(valid, dequantize, torch.Generator().manual_seed(DEQUANTIZATION_SEED))
+        monitor = {k: dequantize_levels(x, dequantize, torch.Generator().manual_seed(DEQUANTIZATION_SEED))
+                   for k, x in monitor.items()}
     optimizers = model.configure_optimizers(lr, weight_decay)
     scheds = [torch.optim.lr_scheduler.StepLR(o, lr_step, lr_gamma) for o in optimizers] if lr_step else []
     state = {"epoch": 0, "step": 0, "perm": None, "total": 0.0, "count": 0, "best_state": None,
              "best_valid": float("inf"), "best_epoch": 0, "bad": 0, "elapsed": 0.0, "history": [],
-             "epoch_seconds": 0.0, "stop_reason": None}
+             "epoch_seconds": 0.0, "stop_reason": None, "monitor": sorted(monitor)}
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if ckpt is not None and ckpt.is_file():
         saved = torch.load(ckpt, map_location=dev, weights_only=False)
@@ -285,6 +311,10 @@ def fit(
         for sc, s in zip(scheds, saved["schedulers"]):
             sc.load_state_dict(s)
         _set_rng_states(saved["rng"], g)
+        saved.setdefault("monitor", [])  # written before monitoring existed: nothing monitored
+        if saved["monitor"] != state["monitor"]:
+            raise ValueError(f"run {label}: the checkpoint {ckpt} monitors {saved['monitor'] or 'nothing'}, this "
+                             f"call {state['monitor'] or 'nothing'}: resuming would mix the two in one history")
         state.update({k: saved[k] for k in state})
         history.resumed_from = {"epoch": state["epoch"], "step": state["step"]}
 
@@ -362,8 +392,17 @@ def fit(
                 f"run {label}: the validation value is {v} after epoch {epoch}; last finite values: "
                 f"training loss {train_loss}, validation {last_finite['valid']}")
         last_finite = {"train": train_loss, "valid": v}
-        row = {"epoch": epoch, "train_loss": train_loss, "valid_loss": v,
-               "seconds": time.perf_counter() - t_epoch, "elapsed_seconds": elapsed()}
+        row = {"epoch": epoch, "train_loss": train_loss, "valid_loss": v}
+        if monitor:
+            t_monitor, rng = time.perf_counter(), _rng_states(g)
+            for key, x in monitor.items():
+                value = float(valid_fn(model, x))
+                row[f"{key}_loss"] = value if math.isfinite(value) else None
+            _set_rng_states(rng, g)
+            row["monitor_seconds"] = time.perf_counter() - t_monitor
+            t_mark += row["monitor_seconds"]  # no training time: the time budget is spent as without it
+            t_epoch += row["monitor_seconds"]
+        row.update({"seconds": time.perf_counter() - t_epoch, "elapsed_seconds": elapsed()})
         if state["step"] < len(batches):
             row["steps"], row["partial"] = state["step"], True
         state["history"].append(row)

@@ -12,7 +12,8 @@ is imported, and :func:`load` asks the registry which source serves a name:
 * :mod:`.uci`: the eight UCI binary sets of NADE and MADE;
 * :mod:`.caltech`: Caltech-101 Silhouettes;
 * :mod:`.atari`: binarized Atari frames, generated with the emulator and cached;
-* :mod:`.derived`: ``<name>_binarized_seed<k>``, a stochastic binarization of another dataset;
+* :mod:`.derived`: ``<name>_binarized_seed<k>``, a stochastic binarization of another dataset,
+  and ``<name>_levels<K>``, its pixels requantised to ``K`` levels;
 * :mod:`.image_folder`: ``image_folder:<dir>?<settings>``, any directory of images.
 
 The file formats are parsed in :mod:`.readers`, verified in :mod:`.verify` and downloaded

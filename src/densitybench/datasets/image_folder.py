@@ -44,7 +44,7 @@ IMAGE_FOLDER_OPTIONS = ("size", "grey", "binarize", "seed", "n_valid", "n_test",
 _DEFAULT_SIZE = (64, 64)
 _DEFAULT_FRACTION = 0.1
 #: A folder whose name could be read as another kind of name gets its settings written out.
-_AMBIGUOUS = re.compile(r".*\?.*|.*_binarized_seed\d+", re.S)
+_AMBIGUOUS = re.compile(r".*\?.*|.*_binarized_seed\d+|.*_levels\d+", re.S)
 
 
 def _extensions(extensions) -> tuple[str, ...]:
