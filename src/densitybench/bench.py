@@ -422,17 +422,12 @@ def commit_of_library() -> dict:
 
 
 def describe_device(dev: torch.device) -> str:
-    if dev.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(dev)}"
-    cpu = platform.processor() or platform.machine()
+    """The library's own description of the device (``provenance`` now, ``evaluate`` in older trees)."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"cpu: {cpu}"
+        from densitybench.provenance import describe_device as describe
+    except ImportError:  # a tree from before the provenance module
+        from densitybench.evaluate import describe_device as describe
+    return describe(dev)
 
 
 def resolve_device(device: str | None) -> torch.device:
