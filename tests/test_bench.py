@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from densitybench import bench, cli, models, runs
+from densitybench import bench, cli, models, runs, train
 
 REPO = Path(__file__).resolve().parent.parent
 #: a slice of the smoke profile with every kind of model: gradient-trained on binary data (MADE),
@@ -78,7 +78,7 @@ def test_throughputs_are_positive_and_finite(smoke_report):
         else:  # fitted by EM: no training step, its evaluation still timed
             assert row["train"] is None
         ev = row["eval"]
-        assert _positive(ev["images_per_s"]) and ev["batch_size"] == 500
+        assert _positive(ev["images_per_s"]) and ev["batch_size"] == train.eval_batch_size("cpu")
         assert ev["single_step"] or ev["seconds"] >= report["seconds"]
 
 

@@ -28,6 +28,7 @@ measure that tree with the same benchmark. :func:`compare` sets two such reports
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import fnmatch
 import inspect
@@ -190,8 +191,14 @@ def n_parameters(model) -> int:
     return int(sum(p.numel() for p in model.parameters()))
 
 
-def _eval_batch_size() -> int:
+def _eval_batch_size(dev: torch.device | None = None) -> int:
+    """The evaluation code's batch: the library's ``train.eval_batch_size(device)`` where it has
+    one, else ``per_example_nll``'s default, else :data:`EVAL_BATCH_SIZE`."""
     try:
+        from densitybench import train as train_mod
+
+        if hasattr(train_mod, "eval_batch_size"):
+            return int(train_mod.eval_batch_size(dev or torch.device("cpu")))
         from densitybench import evaluate
 
         default = inspect.signature(evaluate.per_example_nll).parameters["batch_size"].default
@@ -312,24 +319,46 @@ def _timed_loop(step, dev: torch.device, seconds: float) -> dict:
             "seconds": elapsed, "single_step": False}
 
 
+def _trusted(model):
+    """``model.trusted_inputs()`` where the library has it (the per-batch value check skipped
+    after one check of the whole split, as its training loop and evaluation do), else nothing."""
+    trusted = getattr(model, "trusted_inputs", None)
+    return trusted() if trusted is not None else contextlib.nullcontext()
+
+
 def time_training(model, bench_data: BenchData, cfg: dict, dev: torch.device, seconds: float) -> dict:
-    """Images per second of ``training_step`` + ``after_step`` at the configuration's batch size."""
+    """Images per second of ``training_step`` + ``after_step`` at the configuration's batch size.
+
+    Where the library's training loop checks the split once and keeps it on the device (it has
+    ``trusted_inputs``), so does this: the split is checked and moved before the clock starts,
+    the steps skip the per-batch value check and the losses are summed on the device, checked
+    for finiteness once at the end; otherwise each batch is moved and each loss read, as that
+    library's loop did."""
+    new_loop = hasattr(model, "trusted_inputs")
     x_all = bench_data.train
     continuous = model.support == "continuous"
+    if new_loop and not continuous:
+        x_all = model.check_input(x_all).to(dev)
     g = torch.Generator().manual_seed(0)
     optimizers = model.configure_optimizers(cfg["lr"], cfg["weight_decay"])
     batches: list = []
+    total = torch.zeros((), dtype=torch.float64, device=dev)
     model.train()
 
     def step() -> int:
+        nonlocal total
         if not batches:  # a new epoch: its shuffling, as the training loop draws it
-            batches.extend(reversed(torch.randperm(x_all.shape[0], generator=g).split(cfg["batch_size"])))
+            perm = torch.randperm(x_all.shape[0], generator=g).to(x_all.device)
+            batches.extend(reversed(perm.split(cfg["batch_size"])))
         idx = batches.pop()
         x = x_all[idx]
         if continuous:
             x = _dequantize(x, bench_data.n_levels, g)
-        loss = model.training_step(x.to(dev), optimizers, cfg["clip_grad_norm"])
-        if not math.isfinite(float(loss)):
+        with _trusted(model) if new_loop else contextlib.nullcontext():
+            loss = model.training_step(x.to(dev), optimizers, cfg["clip_grad_norm"])
+        if new_loop:
+            total = total + torch.as_tensor(loss).detach().to(dev, torch.float64)
+        elif not math.isfinite(float(loss)):
             raise FloatingPointError(f"the training loss is {loss}")
         after = getattr(model, "after_step", None)
         if after is not None:
@@ -338,6 +367,8 @@ def time_training(model, bench_data: BenchData, cfg: dict, dev: torch.device, se
 
     with PeakMemory(dev) as mem:
         out = _timed_loop(step, dev, seconds)
+    if not math.isfinite(float(total)):
+        raise FloatingPointError(f"a training loss was not finite (sum {float(total)})")
     return {**out, "peak_mem_mb": mem.peak_mb}
 
 
@@ -345,10 +376,13 @@ def time_evaluation(model, bench_data: BenchData, dev: torch.device, seconds: fl
                     batch_size: int | None = None) -> dict:
     """Images per second of ``log_prob`` under ``torch.no_grad()`` in eval mode, batch by batch
     through the test split (dequantized once for a continuous model), as the evaluation runs."""
-    batch_size = batch_size or _eval_batch_size()
+    batch_size = batch_size or _eval_batch_size(dev)
     x_all = bench_data.evaluation
     if model.support == "continuous":
         x_all = _dequantize(x_all, bench_data.n_levels, torch.Generator().manual_seed(1234))
+    new_eval = hasattr(model, "trusted_inputs")
+    if new_eval:  # checked once, whole, and moved once, as the evaluation does
+        x_all = model.check_input(x_all).to(dev)
     chunks = x_all.split(batch_size)
     pos = [0]
     model.eval()
@@ -357,7 +391,8 @@ def time_evaluation(model, bench_data: BenchData, dev: torch.device, seconds: fl
     def step() -> int:
         b = chunks[pos[0] % len(chunks)]
         pos[0] += 1
-        nll = -model.log_prob(b.to(dev)).double().cpu()
+        with _trusted(model) if new_eval else contextlib.nullcontext():
+            nll = -model.log_prob(b.to(dev)).double().cpu()
         if not bool(torch.isfinite(nll).all()):
             raise FloatingPointError("log_prob is not finite")
         return int(b.shape[0])

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import data as data_mod, metrics, models, neighbours, plots, record
+from . import data as data_mod, metrics, models, neighbours, plots, record, train as train_mod
 from .neighbours import neighbour_check  # noqa: F401  (part of this module's interface)
 from .provenance import describe_device, git_commit, provenance, versions  # noqa: F401
 from .record import jsonable  # noqa: F401
@@ -63,12 +63,18 @@ def model_input(model, x_levels: torch.Tensor, n_levels: int, seed: int = DEQUAN
 
 
 @torch.no_grad()
-def per_example_nll(model, x: torch.Tensor, batch_size: int = 500) -> np.ndarray:
+def per_example_nll(model, x: torch.Tensor, batch_size: int | None = None) -> np.ndarray:
     """``-log_prob`` of every example of ``x`` ``(N, *image_shape)``, in nats, shape ``(N,)``
-    (float64), computed in eval mode ``batch_size`` at a time."""
+    (float64), computed in eval mode and full float32, ``batch_size`` at a time (default
+    :func:`densitybench.train.eval_batch_size` of the model's device). ``x`` is checked once,
+    whole, and moved to the device once; the batches skip the per-batch pass over the values."""
     model.eval()
     dev = model.device
-    return np.concatenate([-model.log_prob(b.to(dev)).double().cpu().numpy() for b in x.split(batch_size)])
+    batch_size = batch_size or train_mod.eval_batch_size(dev)
+    x = model.check_input(x).to(dev)
+    with model.trusted_inputs(), train_mod.float32_matmul("highest", dev):
+        values = [-model.log_prob(b).double() for b in x.split(batch_size)]
+    return torch.cat(values).cpu().numpy() if values else np.zeros(0)
 
 
 def nll_summary(model, data: data_mod.ImageData, split: str = "test") -> dict:

@@ -26,13 +26,17 @@ the package, so a new model is one new module.
 Inputs are checked in one place, :meth:`DensityModel.check_input`, which every public method
 calls: the shape, a floating-point dtype, the support (binary, levels or finite); a
 floating-point input of another precision (float16, float64) is then cast to the model's
-:attr:`~DensityModel.float_dtype`. An empty batch gives an empty result.
+:attr:`~DensityModel.float_dtype`. An empty batch gives an empty result. A trainer that has
+checked a whole split once (:func:`densitybench.train.fit`) draws its minibatches from it
+under :meth:`DensityModel.trusted_inputs`, which keeps the shape and dtype checks and skips
+the pass over the values.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from numbers import Integral
 from typing import Any
 
@@ -82,6 +86,14 @@ class DensityModel(nn.Module):
             is not known yet); the shared rules by name are in
             :mod:`~densitybench.models.hparams`.
         can_complete, has_latent, can_encode: the capabilities above.
+        fused_adam_on_cpu: whether :meth:`configure_optimizers` uses PyTorch's fused Adam on
+            a CPU (on CUDA it always does). Measured per family on one thread, batch 100:
+            1.25-2.5x faster steps for the fully connected networks (MADE, NICE, the VAE, the
+            GAN), where the optimiser's update is a large part of a step; 5-10% slower for the
+            convolutional and recurrent ones and the one-matrix FVSBN; so True only where it
+            was measured faster.
+            Fused or not, Adam is deterministic on a CPU (a resumed run is bitwise the run
+            that was not interrupted).
     and implement ``_log_prob(x)`` (input already validated) and ``_sample(n, generator)``
     (``n >= 1``), and :meth:`conformance_hparams`, a tiny configuration for the tests every
     model must pass. Their constructors begin with
@@ -109,6 +121,7 @@ class DensityModel(nn.Module):
     can_complete: bool = False
     has_latent: bool = False
     can_encode: bool = False
+    fused_adam_on_cpu: bool = False
 
     def __init_subclass__(cls, **kwargs):
         """Register a class that names itself (``name = "..."`` in its own body)."""
@@ -234,12 +247,36 @@ class DensityModel(nn.Module):
         """Called by the trainer after every optimiser step (e.g. to resample masks)."""
 
     def configure_optimizers(self, lr: float, weight_decay: float = 0.0) -> list[torch.optim.Optimizer]:
-        """The optimisers :func:`densitybench.train.fit` steps: one Adam over every parameter.
-        Models with several players (a GAN) return one per player."""
-        return [torch.optim.Adam(self.parameters(), lr=lr, weight_decay=weight_decay)]
+        """The optimisers :func:`densitybench.train.fit` steps: one Adam over every parameter
+        (see :meth:`adam`). Models with several players (a GAN) return one per player."""
+        return [self.adam(self.parameters(), lr=lr, weight_decay=weight_decay)]
 
-    def training_step(self, x: torch.Tensor, optimizers, clip_grad_norm: float | None = None) -> float:
-        """One optimisation step on the minibatch ``x``; returns the loss that was minimised."""
+    def adam(self, params, **settings) -> torch.optim.Adam:
+        """``torch.optim.Adam(params, **settings)``, fused on CUDA, and on a CPU where
+        :attr:`fused_adam_on_cpu` says it was measured faster (create the optimiser after the
+        model is on its device)."""
+        params = list(params)
+        device = params[0].device if params else torch.device("cpu")
+        fused = device.type == "cuda" or (device.type == "cpu" and self.fused_adam_on_cpu)
+        return torch.optim.Adam(params, fused=True, **settings) if fused else torch.optim.Adam(params, **settings)
+
+    @contextlib.contextmanager
+    def trusted_inputs(self) -> Iterator[None]:
+        """Within this block :meth:`check_input` checks shapes and dtypes but not the values:
+        for a trainer whose minibatches are drawn from a split it has checked whole, once
+        (the per-batch pass over the values costs a few percent of a training step and, on a
+        GPU, a wait for the device). Nests; the previous setting is restored on exit."""
+        before = self.__dict__.get("_inputs_trusted", False)
+        self.__dict__["_inputs_trusted"] = True
+        try:
+            yield
+        finally:
+            self.__dict__["_inputs_trusted"] = before
+
+    def training_step(self, x: torch.Tensor, optimizers, clip_grad_norm: float | None = None) -> torch.Tensor:
+        """One optimisation step on the minibatch ``x``; returns the loss that was minimised as
+        a detached 0-dim tensor on the model's device (reading it, ``float(loss)``, waits for
+        the device: a trainer sums the losses on the device and reads them once an epoch)."""
         (opt,) = optimizers
         loss = self.loss(x)
         opt.zero_grad(set_to_none=True)
@@ -247,7 +284,7 @@ class DensityModel(nn.Module):
         if clip_grad_norm:
             nn.utils.clip_grad_norm_(self.parameters(), clip_grad_norm)
         opt.step()
-        return float(loss.item())
+        return loss.detach()
 
     # ------------------------------------------------------------------ hooks of a generic trainer
     def validation_criterion(self, valid: torch.Tensor) -> float | None:
@@ -334,7 +371,9 @@ class DensityModel(nn.Module):
             )
         if not x.is_floating_point():
             raise ValueError(f"{type(self).__name__} expects a floating-point tensor, got dtype {x.dtype}")
-        if self.support == "binary":
+        if self.__dict__.get("_inputs_trusted", False):
+            pass  # values checked once, for the whole split (trusted_inputs)
+        elif self.support == "binary":
             if not torch.all((x == 0) | (x == 1)):
                 raise ValueError(f"{type(self).__name__} models binary data: every value must be 0 or 1")
         elif self.support == "levels":
@@ -348,7 +387,8 @@ class DensityModel(nn.Module):
         dtype = self.float_dtype
         if x.dtype != dtype:
             x = x.to(dtype)
-            if self.support == "continuous" and not torch.isfinite(x).all():
+            if self.support == "continuous" and not self.__dict__.get("_inputs_trusted", False) \
+                    and not torch.isfinite(x).all():
                 raise ValueError(f"{type(self).__name__} expects finite values in {dtype}")
         return x
 

@@ -94,6 +94,7 @@ class GAN(DensityModel):
     """
 
     name = "gan"
+    fused_adam_on_cpu = True  # measured faster (see DensityModel)
     likelihood = "estimate"
     width_hparams = ("g_hidden", "d_hidden")
     hparam_checks = {"betas": _check_betas}
@@ -177,13 +178,13 @@ class GAN(DensityModel):
     def configure_optimizers(self, lr: float, weight_decay: float = 0.0) -> list[torch.optim.Optimizer]:
         """``[Adam over D's parameters, Adam over G's parameters]``, both with ``betas``."""
         return [
-            torch.optim.Adam(self.D.parameters(), lr=lr, betas=self.betas, weight_decay=weight_decay),
-            torch.optim.Adam(self.G.parameters(), lr=lr, betas=self.betas, weight_decay=weight_decay),
+            self.adam(self.D.parameters(), lr=lr, betas=self.betas, weight_decay=weight_decay),
+            self.adam(self.G.parameters(), lr=lr, betas=self.betas, weight_decay=weight_decay),
         ]
 
     def training_step(
         self, x: torch.Tensor, optimizers, clip_grad_norm: float | None = None, generator: torch.Generator | None = None
-    ) -> float:
+    ) -> torch.Tensor:
         """One step of ``D`` then one step of ``G`` (Algorithm 1 of the paper with ``k = 1``).
 
         ``D`` is trained on ``x`` against ``G(z)`` with fresh noise; then ``G`` on the
@@ -196,7 +197,8 @@ class GAN(DensityModel):
             clip_grad_norm: clip each player's gradient norm to this value (none when None).
             generator: source of the noise (the global one when None).
         Returns:
-            The generator's loss.
+            The generator's loss, a detached 0-dim tensor (the trace of both losses is read
+            every step: the one model whose step waits for the device).
         """
         x = self.check_input(x)
         opt_d, opt_g = optimizers
@@ -221,7 +223,7 @@ class GAN(DensityModel):
         self._n_updates += 1
         self.last_losses = {"discriminator": float(d_loss.item()), "generator": float(g_loss.item())}
         self.loss_trace.append((self.last_losses["discriminator"], self.last_losses["generator"]))
-        return self.last_losses["generator"]
+        return g_loss.detach()
 
     def _load_from_state_dict(self, *args, **kwargs):
         self._n_loads += 1  # new weights: the cached Parzen centres are stale

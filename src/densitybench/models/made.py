@@ -79,6 +79,7 @@ class MADE(Autoregressive):
     """
 
     name = "made"
+    fused_adam_on_cpu = True  # measured faster (see DensityModel)
     #: Largest size in bytes of the masks of all mask sets kept on the model's device for the
     #: ensemble's ``log_prob``; above it each set's masks are built again at every call.
     mask_cache_bytes = 256 * 2**20

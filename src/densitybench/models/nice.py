@@ -169,6 +169,7 @@ class NICE(DensityModel):
     """
 
     name = "nice"
+    fused_adam_on_cpu = True  # measured faster (see DensityModel)
     likelihood = "exact"
     width_hparams = ("hidden_size",)
     hparam_choices = {"prior": PRIORS, "partition": PARTITIONS}

@@ -89,6 +89,7 @@ class VAE(DensityModel):
     """
 
     name = "vae"
+    fused_adam_on_cpu = True  # measured faster (see DensityModel)
     likelihood = "bound"
     width_hparams = ("hidden_sizes",)
     hparam_choices = {"activation": tuple(_ACTIVATIONS)}
