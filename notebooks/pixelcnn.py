@@ -20,8 +20,11 @@
 # parallel pass {cite}`vandenoord2016pixel`. The first layer's mask (type A) excludes the
 # centre, later ones (type B) include it. The seed slides set PixelCNN against MADE; the
 # paper reports 81.30 nats on binarized MNIST. Stacked masked $3\times3$ kernels leave a
-# *blind spot* above and to the right of each pixel, which this page draws. With a
-# $K$-way softmax per pixel (up to 256) the same network models grey levels.
+# *blind spot* above and to the right of each pixel, which this page draws. The Gated PixelCNN
+# {cite}`vandenoord2016conditional` removes it by splitting the network into a vertical stack
+# (the rows above) and a horizontal stack (the pixels to the left in the same row), with gated
+# activations; the seed slides show the two completing the same occluded images. With a
+# $K$-way softmax per pixel (up to 256) the same networks model grey levels.
 #
 # This page was executed with the profile and parameters in the next cell; every number in
 # the text comes from that execution.
@@ -39,7 +42,7 @@ import torch
 from myst_nb import glue
 
 from densitybench import chapter, models, plots
-from densitybench.models.autoregressive import dependency_map
+from densitybench.models.autoregressive import blind_spot, dependency_map
 
 ch = chapter.Chapter.open("pixelcnn", profile, seed, results_dir, data_dir, device)
 ch.folders
@@ -58,16 +61,23 @@ plt.show()
 # The gradient of each pixel's logits with respect to the input image shows what the
 # conditional can see. It must vanish at and after the pixel itself (checked for every
 # pixel below, at random parameters); the picture shows the receptive field of the pixel in
-# the middle of an image (at least 16 x 16, so that the border does not hide the effect) and
-# the blind spot to its upper right.
+# the middle of an image (at least 16 x 16, so that the border does not hide the effect):
+# the PixelCNN's blind spot to its upper right, and the Gated PixelCNN's map, which must have
+# no hole: every pixel before the centre within its field is seen (the field of any
+# convolutional network is bounded by its depth; checked below, pixel for pixel).
 
 # %%
-hp = ch.specs[0].hparams
+hp = ch.spec("pixelcnn").hparams
+# the Gated PixelCNN of this profile, else one as wide and deep as its PixelCNN
+gated_hp = (ch.spec("gated_pixelcnn").hparams if "gated_pixelcnn" in {s.name for s in ch.specs} else
+            {k: hp[k] for k in ("n_channels", "n_blocks", "output_channels", "n_levels")})
 pixelcnn = models.create("pixelcnn", ch.data.image_shape, **hp, init_seed=seed)
 print(pixelcnn)
-leak = chapter.future_leak(chapter.dependency_maps(chapter.perturb(pixelcnn, seed), ch.images("train", 1)))
-print(f"largest |d logit_d / d x_j| over j >= d: {leak:.1e} (must be exactly 0)")
-assert leak == 0.0
+for name, params in (("pixelcnn", hp), ("gated_pixelcnn", gated_hp)):
+    net = models.create(name, ch.data.image_shape, **params, init_seed=seed)
+    leak = chapter.future_leak(chapter.dependency_maps(chapter.perturb(net, seed), ch.images("train", 1)))
+    print(f"{name}: largest |d logit_d / d x_j| over j >= d: {leak:.1e} (must be exactly 0)")
+    assert leak == 0.0
 # the blind spot is a property of the architecture, not of the weights: draw it on a canvas
 # of at least 16 x 16 pixels, where it is not hidden by the image border
 H, W = ch.data.image_shape[1:]
@@ -78,13 +88,22 @@ centre = (Hc // 2, Wc // 2)
 position = centre[0] * Wc + centre[1]
 centre_map = dependency_map(probe, position)[0]
 before = torch.arange(Hc * Wc).reshape(Hc, Wc) < position
-blind = int(((centre_map == 0) & before).sum())
+blind = int(blind_spot(centre_map > 0, position).sum())
 print(f"pixel {centre} of a {Hc}x{Wc} image: sees {int((centre_map > 0).sum())} of the {int(before.sum())} "
       f"pixels before it; blind to {blind}")
+gated_probe = models.create("gated_pixelcnn", canvas, **gated_hp, init_seed=seed)
+gated_map = dependency_map(gated_probe, position)[0]
+gated_blind = int(blind_spot(gated_map > 0, position).sum())
+print(f"Gated PixelCNN, the same pixel: sees {int((gated_map > 0).sum())} of the {int(before.sum())} pixels before "
+      f"it; blind to {gated_blind}")
+assert gated_blind == 0, "the Gated PixelCNN must see the whole raster past within its field"
 glue("pixelcnn_blind", blind, display=False)
+glue("pixelcnn_gated_blind", gated_blind, display=False)
 glue("pixelcnn_before", int(before.sum()), display=False)
 glue("pixelcnn_canvas", f"{Hc}x{Wc}", display=False)
-fig = plots.dependency_maps({f"PixelCNN, {len(probe.blocks)} residual blocks": centre_map}, centre)
+n_res, n_gated = len(probe.blocks), gated_hp["n_blocks"] + 1  # the gated layers: the first and n_blocks more
+fig = plots.dependency_maps({f"PixelCNN, {n_res} residual block{'s' * (n_res != 1)}": centre_map,
+                             f"Gated PixelCNN, {n_gated} gated layers": gated_map}, centre)
 plt.show()
 
 # %% [markdown]
@@ -123,13 +142,18 @@ first = ch.show_results(records)
 ch.show_samples(finished)
 
 # %% [markdown]
-# ## Completions
+# ## Completions: PixelCNN against Gated PixelCNN
 #
 # An autoregressive model in raster order can fill in the bottom half of an image given the
 # top half exactly: it samples the hidden pixels from $p(\mathbf{x}_{\ge d} \mid \mathbf{x}_{<d})$.
+# Both models complete the same occluded test images (a seeded random choice of the test
+# split), two draws each; how far each model trained, and why it stopped, is in the training
+# section above.
 
 # %%
-fig = ch.completion_figure([finished[first]], n_draws=3, title=f"{first}: completions of the hidden bottom half")
+compared = [run for run in finished.values() if run.spec.model in ("pixelcnn", "gated_pixelcnn")]
+fig = ch.completion_figure(compared, n_draws=2,
+                           title="the same test images: completions of the hidden bottom half by each model")
 plt.show()
 
 # %% [markdown]
@@ -141,8 +165,11 @@ plt.show()
 #   [results table](results.ipynb).
 # - The masks hold: no conditional sees its own pixel or a later one. The price of stacking
 #   masked $3\times3$ kernels is the blind spot: the centre pixel of a
-#   {glue:text}`pixelcnn_canvas` image cannot see {glue:text}`pixelcnn_blind` of the
-#   {glue:text}`pixelcnn_before` pixels that precede it, all of them up and to its right. The Row LSTM on the [PixelRNN page](pixelrnn.ipynb) has none.
+#   {glue:text}`pixelcnn_canvas` image cannot see {glue:text}`pixelcnn_blind` of the pixels
+#   that precede it within its field (of {glue:text}`pixelcnn_before` before it), all of them
+#   up and to its right. The Gated PixelCNN's two stacks leave no hole (blind to
+#   {glue:text}`pixelcnn_gated_blind`).
+#   The PixelRNN page draws the same map for the Row LSTM and the Diagonal BiLSTM.
 # - The median Hamming distance from a sample to its nearest training image is
 #   {glue:text}`pixelcnn_nn_sample_median`, against {glue:text}`pixelcnn_nn_test_median` for
 #   held-out test images.

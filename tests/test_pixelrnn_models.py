@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from densitybench import models
-from densitybench.models.autoregressive import dependency_map
+from densitybench.models.autoregressive import blind_spot, dependency_map
 from densitybench.models.diagonal_bilstm import DiagonalBiLSTMLayer, skew, unskew
 from conftest import all_binary, all_levels, perturb_
 
@@ -149,6 +149,25 @@ def test_pixelcnn_has_a_blind_spot_and_the_gated_pixelcnn_does_not():
     past = raster_past(H * W)[r * W + c].reshape(H, W)
     assert torch.equal(gated_map > 0, past)
     assert not torch.equal(cnn_map > 0, past)
+
+
+def test_blind_spot_counts_the_holes_of_a_field_not_its_bounds():
+    """A field bounded by depth (the gated window) has no blind spot; the PixelCNN's hole at
+    (i - 1, j + 4) is one; an invented field with one pixel removed has exactly that one."""
+    H = W = 10
+    r, c = 5, 5
+    pos = r * W + c
+    gated = make("gated_pixelcnn", (1, H, W), seed=4, n_blocks=1)
+    gated_seen = dependence_map(gated, pos)[0] > 0
+    assert not torch.equal(gated_seen, raster_past(H * W)[pos].reshape(H, W))  # bounded by its depth
+    assert not blind_spot(gated_seen, pos).any()
+    cnn = models.create("pixelcnn", (1, H, W), n_channels=6, n_blocks=4, output_channels=5)
+    perturb_(cnn, seed=4, scale=0.3)
+    holes = blind_spot(dependence_map(cnn.eval(), pos)[0] > 0, pos)
+    assert holes[r - 1, c + 4] and not holes[r, c:].any() and not holes[r + 1:].any()
+    punched = raster_past(H * W)[pos].reshape(H, W).clone()
+    punched[2, 7] = False
+    assert blind_spot(punched, pos).nonzero().tolist() == [[2, 7]]
 
 
 # --------------------------------------------------------------------------- the Diagonal BiLSTM layer

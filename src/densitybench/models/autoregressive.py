@@ -140,3 +140,28 @@ def dependency_map(model: Autoregressive, position: int, x: torch.Tensor | None 
     logits = model(x)
     logits[..., position].sum().backward()
     return x.grad[0].abs().detach().cpu()
+
+
+def blind_spot(seen: torch.Tensor, position: int) -> torch.Tensor:
+    """The blind spot of a receptive field: the pixels before ``position`` (raster order) that
+    lie within the field's extent but are not seen.
+
+    Args:
+        seen: ``(H, W)`` boolean map of the pixels the conditional of ``position`` depends on
+            (e.g. ``dependency_map(...)[0] > 0``).
+        position: the pixel's raster index.
+    Returns:
+        ``(H, W)`` boolean map: before ``position``, inside the bounding box of ``seen`` (rows
+        from the first seen row to the pixel's own, columns from the leftmost to the rightmost
+        seen one) and not seen. A field limited only by depth has none; a hole inside it is the
+        blind spot (a PixelCNN's, up and to the right).
+    """
+    seen = torch.as_tensor(seen).bool()
+    H, W = seen.shape
+    before = torch.arange(H * W).reshape(H, W) < position
+    if not seen.any():
+        return torch.zeros_like(seen)
+    rows, cols = seen.nonzero(as_tuple=True)
+    i, j = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
+    box = (i >= rows.min()) & (i <= position // W) & (j >= cols.min()) & (j <= cols.max())
+    return before & box & ~seen
