@@ -52,7 +52,7 @@ from IPython.display import display
 from myst_nb import glue
 from scipy.stats import spearmanr
 
-from densitybench import data, embedding, evaluate, judging, paths, plots, report, runs, study, train
+from densitybench import chapter, data, embedding, evaluate, judging, paths, plots, report, runs, study, train
 
 prof = runs.load_profile(profile)
 cfg = study.config("samples", profile, n_judge=n_judge, classifier_epochs=classifier_epochs)
@@ -296,7 +296,7 @@ for name in sorted({records[r]["dataset"] for r in loaded}):
     completers = {r: m for r, m in loaded.items() if records[r]["dataset"] == name and m.can_complete}
     if not completers:
         continue
-    test = ds.split("test")[:8]
+    test = chapter.subset(ds.split("test"), 8, seed)  # a seeded random choice: the split may be sorted
     filled = {r: evaluate.to_image(m.complete(test.to(m.device), (H // 2) * W,
                                               generator=torch.Generator(device=m.device).manual_seed(seed)).cpu(),
                                    ds, False)
@@ -311,8 +311,8 @@ for name in sorted({records[r]["dataset"] for r in loaded}):
 # Models with a latent space can walk between two points in it: the VAE between the encoder
 # means of two test images (decoded to pixel probabilities), NICE between the exact latent
 # codes $h = f(x)$ of two (dequantized) test images, the GAN between two noise vectors (it has
-# no encoder). The two test images are the first the classifier reads as a 3 and an 8, then
-# as a 1 and a 7. A smooth walk through plausible digits says the latent space is organised; a
+# no encoder). The two test images are the first, in a seeded random order of the test split,
+# that the classifier reads as a 3 and as an 8, then as a 1 and as a 7. A smooth walk through plausible digits says the latent space is organised; a
 # walk through noise says it is not.
 
 # %%
@@ -320,10 +320,12 @@ steps = torch.linspace(0, 1, 8)[:, None]
 
 
 def endpoints(ds, a, b):
-    """Indices of the first test images the classifier reads as digit ``a`` and as digit ``b``."""
-    pred, _ = embedding.predict(classifier, evaluate.to_image(ds.test[:500], ds, False))
+    """Indices of the first test images, in a seeded random order of the test split (which may
+    be sorted by digit), that the classifier reads as digit ``a`` and as digit ``b``."""
+    order = chapter.subset_indices(len(ds.test), 500, seed)
+    pred, _ = embedding.predict(classifier, evaluate.to_image(ds.test[order], ds, False))
     hits = [np.flatnonzero(pred == c) for c in (a, b)]
-    return [int(h[0]) if len(h) else i for i, h in enumerate(hits)]
+    return [int(order[h[0]]) if len(h) else int(order[i]) for i, h in enumerate(hits)]
 
 
 panels = {}

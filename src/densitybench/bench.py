@@ -213,7 +213,8 @@ def prepare_for_evaluation(model, bench_data: BenchData, seconds: float) -> dict
     Parzen width. Returns notes for the report."""
     notes = {}
     if not getattr(model, "trained_by_gradient", True):
-        x = bench_data.train[:EM_FIT_EXAMPLES]
+        pick = torch.randperm(len(bench_data.train), generator=torch.Generator().manual_seed(0))[:EM_FIT_EXAMPLES]
+        x = bench_data.train[pick]  # a seeded random draw (a split may be sorted by class)
         v = bench_data.evaluation[: max(1, EM_FIT_EXAMPLES // 5)]
         if model.support == "continuous":
             g = torch.Generator().manual_seed(0)

@@ -44,10 +44,15 @@ def subset(images: torch.Tensor, n: int, seed: int) -> torch.Tensor:
     Returns:
         ``(min(n, N), ...)`` the drawn images, in the order drawn.
     """
+    return images[subset_indices(len(images), n, seed)]
+
+
+def subset_indices(n_total: int, n: int, seed: int) -> torch.Tensor:
+    """The indices :func:`subset` draws from a split of ``n_total`` examples: ``min(n, n_total)``
+    distinct indices in the order drawn (a seeded random permutation's first ``n``)."""
     if n < 0:
         raise ValueError(f"n must be at least 0, not {n}")
-    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
-    return images[order[:n]]
+    return torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))[:n]
 
 
 @dataclass
