@@ -35,9 +35,8 @@ def data_root() -> Path:
 
 def require_dataset(name: str):
     """Skip (with the reason) when a dataset's files are absent from the data directory."""
-    from densitybench import data
+    from densitybench.datasets import registry
 
-    try:
-        data._find_layout(data.REGISTRY[name], paths.data_dir())
-    except data.DataMissingError:
-        pytest.skip(f"{name} is not in the data directory {paths.data_dir()} (set DENSITYBENCH_DATA)")
+    why = registry.missing(name, paths.data_dir())  # asks the dataset's source (derived names too)
+    if why:
+        pytest.skip(f"{name} is not in the data directory {paths.data_dir()} (set DENSITYBENCH_DATA): {why}")
