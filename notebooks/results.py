@@ -15,9 +15,12 @@
 # # Results
 #
 # **Claim.** Every number of the study in one table, each with its kind of likelihood, its
-# standard error over test images and the published number it should be compared with,
-# and a statement of where the two protocols differ. A number worse than the published one
-# is shown as it is. The table is also written as `results.csv` beside the runs.
+# standard error over test images (and across seeds where several were run), why its training
+# stopped, and the published number it should be compared with, with a statement of where
+# the two protocols differ. A number worse than the published one is shown as it is; a number
+# whose training was cut short by a budget or a cap is set beside no published number. The
+# page shows the key columns; the full table, with every column, is written as `results.csv`
+# in the profile's results folder, beside its runs.
 #
 # This page trains nothing: it reads the runs of the profile's plan that are finished in its
 # run store (a run without its `metrics.json` is partial and is not tabulated). The runs of
@@ -28,7 +31,7 @@ profile = "digits"  # smoke | digits | mnist: the profile whose runs are tabulat
 results_dir = None  # the profile's results (relative to the repository); None: results/<profile>
 device = "cpu"  # unused: this notebook only reads records
 data_dir = None
-seed = 0  # the seed of the runs tabulated
+seed = 0  # the seed whose samples are shown (the tables hold every seed of the plan)
 
 # %%
 import pandas as pd
@@ -39,8 +42,9 @@ from densitybench import paths, report
 
 out = paths.resolve(results_dir, profile)
 store = out / "runs"
-finished, unfinished = report.finished_runs(profile, store, seed=seed)
+finished, unfinished = report.finished_runs(profile, store)  # every seed of the plan
 records = [r.record for r in finished]
+seed_records = [r for r in records if r["seed"] == seed]
 assert records, f"no finished run of profile {profile!r} in {paths.relative_to_repo(store)}"
 #: the binary datasets among the records (the rest hold integer levels)
 BINARY = sorted({r["dataset"] for r in records if report.dataset_kind(r) == "binary"})
@@ -51,26 +55,39 @@ print("runs of the plan not finished (not tabulated):",
 # %% [markdown]
 # ## Negative log-likelihood
 #
-# Lower is better; "±" is the standard error over test images. *exact*: the likelihood is
-# computed exactly; *bound*: an upper bound on the NLL (the VAE's importance-weighted bound);
-# *estimate*: a Parzen-window estimate, not a likelihood of the model. On integer-level data a
-# continuous model's "test NLL" is its dequantization bound on the discrete NLL, and
-# "on [0,1]" is the NLL of its density on the dequantized images (see each model's page).
-# "Stopped by" says why training ended: *patience* (no better validation value for that many
-# epochs), *epoch cap* or *time budget* (with whether the validation value was still
-# improving then: a number that would likely fall with more training), *converged* or
-# *iteration cap* (EM).
+# Lower is better; "±" is the standard error over test images; with several seeds the number
+# is the mean over seeds, "±" the mean of their test-image standard errors and "SE over
+# seeds" the standard error of the mean across seeds. Every number here is exact but the
+# VAE's, an upper bound on the NLL (its importance-weighted bound); the GAN's Parzen-window
+# estimate is not a likelihood of the model and has its own table below. On integer-level data
+# a continuous model's "test NLL" is its dequantization bound on the discrete NLL (see each
+# model's page). "Stopped by" says why training ended: *patience* (no better validation value
+# for that many epochs: the protocol's own end), *epoch cap* or *time budget* (with whether
+# the validation value was still improving then: a number that would likely fall with more
+# training), *converged* or *iteration cap* (EM). "Ours − published" is given only for a run
+# that ended by patience or convergence; any other says why there is no comparison.
 
 # %%
 table = report.nll_table(records)
 table.to_csv(out / "results.csv", index=False)
-pd.set_option("display.max_colwidth", None)
-shown = table.drop(columns=["source of published", "protocol differences"])
-binary = shown["dataset"].isin(BINARY)
+key = list(report.KEY_COLUMNS)
+binary = table["dataset"].isin(BINARY)
 print("Binary images")
-display(shown[binary].drop(columns=["on [0,1] (nats)"]).set_index("model"))
-print("Integer-level images (a continuous model on dequantized data)")
-display(shown[~binary].set_index("model"))
+display(table.loc[binary, key].drop(columns=["bits/dim"]).set_index("model"))
+print("Integer-level images (a continuous model: its dequantization bound)")
+display(table.loc[~binary, key].set_index("model"))
+
+# %% [markdown]
+# ## Parzen-window estimates
+#
+# A GAN has no likelihood. Goodfellow et al. fit a Gaussian Parzen window to its samples and
+# report the window's mean log-density of the test images: an estimate of a different density
+# (the window's, not the model's), biased and very sensitive to the width $\sigma$ and the
+# number of samples {cite}`theis2016note`. It is kept out of every likelihood column.
+
+# %%
+parzen = report.parzen_table(records)
+display(parzen.set_index("model") if len(parzen) else "no Parzen estimate in this profile")
 
 # %% [markdown]
 # ## Every family on grey levels
@@ -81,7 +98,7 @@ display(shown[~binary].set_index("model"))
 
 # %%
 for name in sorted({r["dataset"] for r in records} - set(BINARY)):
-    bits = report.bits_table(records, name)
+    bits = report.bits_table(seed_records, name)
     if len(bits):
         print(name)
         display(bits.set_index("model"))
@@ -90,7 +107,9 @@ for name in sorted({r["dataset"] for r in records} - set(BINARY)):
 # ## Published numbers and protocol differences
 
 # %%
-display(table[["model", "dataset", "published", "source of published", "protocol differences"]].set_index("model"))
+pd.set_option("display.max_colwidth", None)
+compared = table[table["published"] != "—"]
+display(compared[["model", "published", "source of published", "protocol differences"]].set_index("model"))
 
 # %% [markdown]
 # ## Samples side by side
@@ -104,12 +123,13 @@ import numpy as np
 import matplotlib.pyplot as plt
 from densitybench import plots
 
-n_cols = min(len(records), 5)
-n_rows = -(-len(records) // n_cols)
+shown_runs = [run for run in finished if run.record["seed"] == seed]
+n_cols = min(len(shown_runs), 5)
+n_rows = -(-len(shown_runs) // n_cols)
 fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.2 * n_cols, 3.6 * n_rows), squeeze=False)
-for ax in axes.flat[len(records):]:
+for ax in axes.flat[len(shown_runs):]:
     ax.axis("off")
-for ax, run in zip(axes.flat, finished):
+for ax, run in zip(axes.flat, shown_runs):
     r = run.record
     plots.image_grid(np.load(run.path("samples.npy")).astype(np.float32)[:36], title=r["label"], ax=ax)
     ax.set_title(f"{r['label']}\n{r['dataset']}", fontsize=8)

@@ -55,3 +55,43 @@ def test_a_page_states_training_settings_once_only_when_its_runs_share_them():
     b = runs.make_spec("b", "made", "digits_binary", hparams={"hidden_sizes": [8]}, train={"epochs": 3})
     with pytest.raises(ValueError, match="do not share their training settings"):
         report.glue_training("x", [a, b], {})
+
+
+def record(seed, nll, stop="patience", improving=False, entry="made-1mask", anchor=True):
+    """A minimal run record of ``entry`` with seed ``seed`` and test NLL ``nll``."""
+    return {"run": f"{entry}-s{seed}", "seed": seed, "spec": {"name": entry}, "label": "MADE", "dataset": "d",
+            "likelihood": "exact", "test_nll_nats": nll, "test_nll_se": 0.2, "bits_per_dim": nll / 543.4,
+            "bits_per_dim_se": 0.0004, "n_params": 10, "train_seconds": 60.0 * (seed + 1),
+            "sample_seconds_per_image": 0.001, "epochs": 10, "best_epoch": 7, "stop_reason": stop,
+            "still_improving": improving, "protocol_note": "same protocol",
+            "anchor": {"value": 88.0, "unit": "nats", "source": "paper"} if anchor else None}
+
+
+def test_seeds_are_one_row_with_the_mean_and_the_se_across_seeds():
+    table = report.nll_table([record(0, 90.0), record(1, 91.0), record(2, 92.0), record(0, 100.0, entry="other")])
+    assert list(table["entry"]) == ["made-1mask", "other"]
+    row = table.iloc[0]
+    assert row["test NLL (nats)"] == "91.00 ± 0.20"  # mean over seeds ± the test-image SE
+    assert row["SE over seeds"] == "0.58"  # sd 1 over sqrt(3)
+    assert row["seeds"] == "0, 1, 2" and row["ours − published"] == "+3.00 nats"
+    assert row["train (s)"] == 120.0
+    assert table.iloc[1]["SE over seeds"] == "—"  # one seed: no spread to report
+    assert list(table.columns[: len(report.KEY_COLUMNS)]) == list(report.KEY_COLUMNS)
+
+
+@pytest.mark.parametrize("stop", ["time_budget", "epoch_cap", "iteration_cap"])
+def test_a_run_cut_short_is_compared_with_no_published_number(stop):
+    table = report.nll_table([record(0, 90.0, stop=stop, improving=True)])
+    cell = table.iloc[0]["ours − published"]
+    assert cell.startswith("none: stopped by ") and stop.replace("_", " ") in cell
+    assert not any(ch.isdigit() for ch in cell)
+    # one seed cut short is enough to withhold the comparison of the entry
+    mixed = report.nll_table([record(0, 90.0), record(1, 91.0, stop=stop)])
+    assert mixed.iloc[0]["ours − published"].startswith("none: ")
+    assert "1 of 2 seeds" in mixed.iloc[0]["stopped by"]
+
+
+def test_converged_means_stopped_by_the_runs_own_rule():
+    assert report.converged({"stop_reason": "patience"}) and report.converged({"stop_reason": "converged"})
+    for reason in ("time_budget", "epoch_cap", "iteration_cap", None):
+        assert not report.converged({"stop_reason": reason})

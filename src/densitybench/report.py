@@ -15,6 +15,13 @@ import pandas as pd
 
 #: chapters whose runs are on other datasets and have a page of their own, out of the study's tables
 OWN_PAGE_CHAPTERS = ("beyond",)
+#: the stop reasons of a run trained to its stopping rule: its number is the model's under the
+#: protocol (patience on validation; EM's tolerance). An epoch cap, a time budget or an EM
+#: iteration cap cut training short of it: such a number is set beside no published one.
+CONVERGED = ("patience", "converged")
+#: the columns a page shows of :func:`nll_table` (the CSV holds them all)
+KEY_COLUMNS = ("model", "test NLL (nats)", "SE over seeds", "bits/dim", "published", "ours − published",
+               "stopped by", "seeds")
 
 
 def collect(results_dir: str | os.PathLike) -> list[dict]:
@@ -71,6 +78,45 @@ def stopped_by(record: dict) -> str:
     return text
 
 
+def converged(record: dict) -> bool:
+    """Whether the run stopped by its own stopping rule (:data:`CONVERGED`), not by a cap or a
+    budget."""
+    return record.get("stop_reason") in CONVERGED
+
+
+def entry_name(record: dict) -> str:
+    """The profile entry a run belongs to (its name without the seed): the runs of one entry
+    differ only in their seed."""
+    spec = record.get("spec") or {}
+    if spec.get("name"):
+        return spec["name"]
+    run, seed = record["run"], record.get("seed")
+    return run[: -len(f"-s{seed}")] if seed is not None and run.endswith(f"-s{seed}") else run
+
+
+def by_entry(records: list[dict]) -> dict[str, list[dict]]:
+    """The records grouped by profile entry (:func:`entry_name`), in first-seen order, each
+    group sorted by seed."""
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        groups.setdefault(entry_name(r), []).append(r)
+    return {k: sorted(v, key=lambda r: r.get("seed") or 0) for k, v in groups.items()}
+
+
+def over_seeds(group: list[dict], field: str) -> tuple[float | None, float | None]:
+    """The mean of ``field`` over the seeds of one entry and its standard error across seeds
+    (sample standard deviation over sqrt(n); None with one seed)."""
+    values = [r.get(field) for r in group]
+    if any(v is None for v in values):
+        return None, None
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, None
+    var = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, (var / n) ** 0.5
+
+
 def dataset_kind(record: dict) -> str:
     """``"binary"`` or ``"levels"``: the kind of data a run was evaluated on."""
     if record.get("dataset_kind"):
@@ -89,39 +135,100 @@ def _pm(mean, se, digits):
     return f"{mean:.{digits}f} ± {se:.{digits}f}" if se is not None else f"{mean:.{digits}f}"
 
 
-def _difference(r: dict, a: dict) -> str:
-    """Ours minus the published number, in the anchor's unit (lower is better in every unit)."""
+def _difference(r: dict, a: dict, ours: float | None = None) -> str:
+    """Ours minus the published number, in the anchor's unit (lower is better in every unit),
+    for a run that :func:`converged`; for another, why there is no comparison."""
     if not a:
         return "—"
-    ours = {"nats": r.get("test_nll_nats"), "bits/dim": r.get("bits_per_dim"),
-            "nats on [0,1]": r.get("test_nll_nats_continuous")}.get(a["unit"])
+    if ours is None:
+        ours = {"nats": r.get("test_nll_nats"), "bits/dim": r.get("bits_per_dim"),
+                "nats on [0,1]": r.get("test_nll_nats_continuous")}.get(a["unit"])
     if ours is None:
         return "—"
+    if not converged(r):
+        return f"none: stopped by {stopped_by(r)}"
     return f"{ours - a['value']:+.{4 if a['unit'] == 'bits/dim' else 2}f} {a['unit']}"
 
 
+def _stops(group: list[dict]) -> str:
+    """Why the runs of one entry stopped: one phrase, with the count of seeds when several."""
+    phrases = [stopped_by(r) for r in group]
+    if len(group) == 1:
+        return phrases[0]
+    return "; ".join(f"{p} ({phrases.count(p)} of {len(group)} seeds)" for p in dict.fromkeys(phrases))
+
+
+def _mean_se(group: list[dict], field: str, se_field: str | None) -> tuple[float | None, float | None]:
+    """The mean of ``field`` over the seeds and the mean of their standard errors over test
+    images (``se_field``)."""
+    mean, _ = over_seeds(group, field)
+    se = over_seeds(group, se_field)[0] if se_field else None
+    return mean, se
+
+
 def nll_table(records: list[dict]) -> pd.DataFrame:
-    """One row per run: our number with its standard error beside the published one."""
+    """One row per profile entry (its seeds together; Parzen estimates are in
+    :func:`parzen_table`, not here): the mean test NLL over seeds with the
+    standard error over test images (the mean of the seeds' SEs) and, with several seeds, the
+    standard error across seeds; beside the published number, "ours − published" for an entry
+    whose every seed converged (:func:`converged`), else why there is none. The key columns
+    (:data:`KEY_COLUMNS`) come first."""
     rows = []
-    for r in records:
+    for entry, group in by_entry([r for r in records if r["likelihood"] != "estimate"]).items():
+        r = group[0]
         a = r.get("anchor") or {}
+        nll, nll_se = _mean_se(group, "test_nll_nats", "test_nll_se")
+        _, seed_se = over_seeds(group, "test_nll_nats")
+        bpd, bpd_se = _mean_se(group, "bits_per_dim", "bits_per_dim_se")
+        cont, _ = _mean_se(group, "test_nll_nats_continuous", None)
+        unit_value = {"nats": nll, "bits/dim": bpd, "nats on [0,1]": cont}.get(a.get("unit")) if a else None
+        all_converged = all(converged(g) for g in group)
         rows.append({
             "model": r["label"],
+            "test NLL (nats)": _pm(nll, nll_se, 2),
+            "SE over seeds": f"{seed_se:.2f}" if seed_se is not None else "—",
+            "bits/dim": _pm(bpd, bpd_se, 4),
+            "published": (f"{a['value']:.2f} {'nats' if a['unit'] == 'nats' else a['unit']}" if a else "—"),
+            "ours − published": _difference(r if all_converged else next(g for g in group if not converged(g)), a,
+                                            unit_value),
+            "stopped by": _stops(group),
+            "seeds": ", ".join(str(g.get("seed")) for g in group),
+            "entry": entry,
             "dataset": r["dataset"],
             "likelihood": r["likelihood"],
-            "test NLL (nats)": _pm(r["test_nll_nats"], r["test_nll_se"], 2),
-            "on [0,1] (nats)": (_pm(r["test_nll_nats_continuous"], r["test_nll_se"], 2)
-                                if r.get("test_nll_nats_continuous") is not None else "—"),
-            "bits/dim": _pm(r["bits_per_dim"], r.get("bits_per_dim_se"), 4),
-            "published": (f"{a['value']:.2f} {'nats' if a['unit'] == 'nats' else a['unit']}" if a else "—"),
-            "ours − published": _difference(r, a),
+            "on [0,1] (nats)": _pm(cont, nll_se, 2) if cont is not None else "—",
             "parameters": r["n_params"],
-            "train (s)": round(r["train_seconds"], 1),
+            "train (s)": round(sum(g["train_seconds"] for g in group) / len(group), 1),
             "sampling (ms/image)": round(1000 * r["sample_seconds_per_image"], 2),
-            "epochs (best)": f"{r['epochs']} ({r['best_epoch']})",
-            "stopped by": stopped_by(r),
+            "epochs (best)": ", ".join(f"{g['epochs']} ({g['best_epoch']})" for g in group),
             "source of published": a.get("source", "—") if a else "—",
             "protocol differences": (r.get("protocol_note") or "—") if a else "no published number on this dataset",
+        })
+    return pd.DataFrame(rows)
+
+
+def parzen_table(records: list[dict]) -> pd.DataFrame:
+    """The Parzen-window estimates (``likelihood == "estimate"``), one row per entry: not a
+    likelihood of the model, so never in an NLL or bits/dim column. The value is the negative
+    mean test log-density of the window fitted to the model's samples, as Goodfellow et al.
+    report it (sign flipped: lower is better), on the dequantized images in [0, 1]."""
+    rows = []
+    for entry, group in by_entry([r for r in records if r["likelihood"] == "estimate"]).items():
+        r = group[0]
+        a = r.get("anchor") or {}
+        value, se = _mean_se(group, "test_nll_nats_continuous", "test_nll_se")
+        _, seed_se = over_seeds(group, "test_nll_nats_continuous")
+        rows.append({
+            "model": r["label"],
+            "Parzen estimate, −log-density on [0,1] (nats)": _pm(value, se, 2),
+            "SE over seeds": f"{seed_se:.2f}" if seed_se is not None else "—",
+            "window width σ": ", ".join(f"{g['parzen_sigma']:.3f}" for g in group if g.get("parzen_sigma")) or "—",
+            "samples": r.get("parzen_n_samples", "—"),
+            "published": f"{a['value']:.2f}" if a else "—",
+            "source of published": a.get("source", "—") if a else "—",
+            "stopped by": _stops(group),
+            "seeds": ", ".join(str(g.get("seed")) for g in group),
+            "dataset": r["dataset"],
         })
     return pd.DataFrame(rows)
 
