@@ -66,15 +66,31 @@ def finished_runs(profile: str, store, *, seed: int | None = None, exclude_chapt
     return finished, unfinished
 
 
+def valid_slope(record: dict, window: int = 5) -> float | None:
+    """The least-squares slope of the validation value over the last ``window`` epochs of the
+    run's history, per epoch (negative: still falling); None with fewer than 2 epochs."""
+    values = [e["valid_loss"] for e in record.get("history") or [] if e.get("valid_loss") is not None][-window:]
+    n = len(values)
+    if n < 2:
+        return None
+    mx, my = (n - 1) / 2, sum(values) / n
+    return sum((i - mx) * (v - my) for i, v in enumerate(values)) / sum((i - mx) ** 2 for i in range(n))
+
+
 def stopped_by(record: dict) -> str:
     """Why training stopped, from ``stop_reason``; for a run stopped by its epoch cap or time
-    budget, whether the validation value was still improving (``still_improving``)."""
+    budget, whether the validation value was still improving (``still_improving``) and, when
+    it was, its slope over the last epochs (:func:`valid_slope`)."""
     reason = record.get("stop_reason")
     if not reason:
         return "—"
     text = reason.replace("_", " ")
     if reason in ("epoch_cap", "time_budget") and record.get("still_improving") is not None:
         text += ", still improving" if record["still_improving"] else ", no longer improving"
+        slope = valid_slope(record)
+        if record["still_improving"] and slope is not None and slope < 0:
+            n = min(5, len(record.get("history") or []))
+            text += f" ({slope:+.2f} per epoch over the last {n} epochs)"
     return text
 
 
