@@ -147,6 +147,25 @@ plt.show()
 
 # %%
 display(report.provenance_table(records).set_index("run"))
+
+# %% [markdown]
+# ## Reproducing each chapter
+#
+# The command that trains a chapter's missing runs and executes its page, and the training
+# time its runs took here (the sum of their recorded training seconds, every seed; sampling and
+# evaluation come on top). [Cite and reproduce](../cite.md) says how to set up and get the data.
+
+# %%
+per_chapter = {}
+for r in records:
+    chapter_name = (r.get("spec") or {}).get("chapter", "—")
+    c = per_chapter.setdefault(chapter_name, {"runs": 0, "training (min)": 0.0, "datasets": set()})
+    c["runs"] += 1
+    c["training (min)"] += r["train_seconds"] / 60
+    c["datasets"].add(r["dataset"])
+display(pd.DataFrame([{"chapter": k, "command": f"densitybench study --profile {profile} --notebooks {k} --no-book",
+                       "runs": v["runs"], "training (min)": round(v["training (min)"], 1),
+                       "data": ", ".join(sorted(v["datasets"]))} for k, v in per_chapter.items()]).set_index("chapter"))
 glue("n_runs", len(records), display=False)
 glue("results_profile", profile, display=False)
 
