@@ -284,7 +284,9 @@ chapter.glue_values("levels", {"ten_stops": "; ".join(
 #   {glue:text}`levels_uniform_bpd` for a uniform model over the {glue:text}`levels_K` levels.
 # - Discrete and continuous models share one scale here because uniform dequantization turns a
 #   density on $[0, 1]^D$ into an upper bound on a discrete NLL; the published numbers beside
-#   ours come from other architectures and budgets, stated in the [results table](results.ipynb).
+#   ours (the continuous models' from {cite}`grathwohl2019ffjord`, a gated PixelCNN's from a
+#   course's reimplementation {cite}`lippe2022uvadlc`) come from other architectures and
+#   budgets, stated in the [results table](results.ipynb).
 # - The assignment's 10-level experiment, epoch by epoch and selected by nothing:
 #   {glue:text}`levels_ten_epochs`. The same models stopped early on the validation NLL:
 #   {glue:text}`levels_ten_stops`.

@@ -107,8 +107,8 @@ with torch.no_grad():
 # epoch's weights. Early stopping watches the ELBO, not `log_prob`, because `log_prob` is the
 # importance-weighted bound with $k =$ {glue:text}`vae_k_eval` samples, too expensive to compute every
 # epoch. The validation and test ELBOs draw their noise from a generator with a fixed seed, so the
-# criterion does not jitter between epochs. The first run warms the KL term up (Bowman et al. 2016;
-# Sønderby et al. 2016): over its first {glue:text}`vae_warmup_epochs` epochs the training loss weights
+# criterion does not jitter between epochs. The first run warms the KL term up
+# {cite}`bowman2016continuous,sonderby2016ladder`: over its first {glue:text}`vae_warmup_epochs` epochs the training loss weights
 # the KL by a factor rising linearly from 0 to 1, which keeps more latent units in use; from then on it
 # is the negative ELBO itself. During the warm-up the dashed training curve is that weighted loss, below
 # the negative ELBO; the validation curve is always the negative ELBO.
