@@ -1,6 +1,7 @@
 """The tables read only finished runs of the plan, and say why each run stopped."""
 
 import json
+import math
 import shutil
 
 import pytest
@@ -62,7 +63,7 @@ def record(seed, nll, stop="patience", improving=False, entry="made-1mask", anch
     return {"run": f"{entry}-s{seed}", "seed": seed, "spec": {"name": entry}, "label": "MADE", "dataset": "d",
             "likelihood": "exact", "test_nll_nats": nll, "test_nll_se": 0.2, "bits_per_dim": nll / 543.4,
             "bits_per_dim_se": 0.0004, "n_params": 10, "train_seconds": 60.0 * (seed + 1),
-            "sample_seconds_per_image": 0.001, "epochs": 10, "best_epoch": 7, "stop_reason": stop,
+            "sample_seconds_per_image": 0.001, "n_levels": 2, "epochs": 10, "best_epoch": 7, "stop_reason": stop,
             "still_improving": improving, "protocol_note": "same protocol",
             "anchor": {"value": 88.0, "unit": "nats", "source": "paper"} if anchor else None}
 
@@ -105,3 +106,13 @@ def test_the_slope_of_a_run_still_improving_is_stated():
     flat = {"stop_reason": "patience", "still_improving": False, "history": history}
     assert report.stopped_by(flat) == "patience"
     assert report.valid_slope({"history": history[:1]}) is None
+
+
+def test_a_model_worse_than_the_uniform_distribution_is_flagged():
+    good, bad = record(0, 90.0), record(0, 600.0, entry="bad")  # 600 nats over 784 binary pixels: 1.10 bits/dim
+    bad["bits_per_dim"] = 600.0 / (784 * math.log(2))
+    table = report.nll_table([good, bad]).set_index("entry")
+    assert table.loc["made-1mask", "flag"] == ""
+    assert table.loc["bad", "flag"] == "worse than the uniform distribution (1 bits/dim)"
+    levels = {"bits_per_dim": 9.12, "n_levels": 256}
+    assert report.worse_than_uniform(levels) and not report.worse_than_uniform({**levels, "bits_per_dim": 7.9})

@@ -8,6 +8,7 @@ tabulated) and says which are not.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -21,7 +22,7 @@ OWN_PAGE_CHAPTERS = ("beyond",)
 CONVERGED = ("patience", "converged")
 #: the columns a page shows of :func:`nll_table` (the CSV holds them all)
 KEY_COLUMNS = ("model", "test NLL (nats)", "SE over seeds", "bits/dim", "published", "ours − published",
-               "stopped by", "seeds")
+               "stopped by", "seeds", "flag")
 
 
 def collect(results_dir: str | os.PathLike) -> list[dict]:
@@ -133,6 +134,14 @@ def over_seeds(group: list[dict], field: str) -> tuple[float | None, float | Non
     return mean, (var / n) ** 0.5
 
 
+def worse_than_uniform(record: dict) -> bool:
+    """Whether the run's bits/dim exceed those of the uniform distribution over its levels
+    (``log2 n_levels``: 1 for binary data, 8 for 256 levels): a model that has learnt less
+    than nothing."""
+    bpd, k = record.get("bits_per_dim"), record.get("n_levels")
+    return bpd is not None and bool(k) and bpd > math.log2(k)
+
+
 def dataset_kind(record: dict) -> str:
     """``"binary"`` or ``"levels"``: the kind of data a run was evaluated on."""
     if record.get("dataset_kind"):
@@ -209,6 +218,8 @@ def nll_table(records: list[dict]) -> pd.DataFrame:
                                             unit_value),
             "stopped by": _stops(group),
             "seeds": ", ".join(str(g.get("seed")) for g in group),
+            "flag": (f"worse than the uniform distribution ({math.log2(r['n_levels']):g} bits/dim)"
+                     if any(worse_than_uniform(g) for g in group) else ""),
             "entry": entry,
             "dataset": r["dataset"],
             "likelihood": r["likelihood"],
