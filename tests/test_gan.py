@@ -329,3 +329,12 @@ def test_runs_on_cuda():
     # the centres come from the same CPU-seeded noise on either device
     lp_cpu = model.cpu().log_prob(images(5))
     assert torch.allclose(lp_cuda.cpu(), lp_cpu, rtol=1e-4)
+
+
+def test_the_record_calls_a_parzen_estimate_an_estimate_not_a_bound():
+    from densitybench import data, record
+
+    ds = data.load("digits")
+    model = models.create("gan", ds.image_shape, **models.base.REGISTRY["gan"].conformance_hparams(ds.image_shape))
+    text = record.protocol(model, ds)
+    assert "Parzen-window estimate" in text and "no bound" in text and "bounded by" not in text

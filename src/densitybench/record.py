@@ -41,6 +41,12 @@ def protocol(model, data: data_mod.ImageData) -> str:
     """One sentence on what the run's test number is (the record's ``protocol`` field)."""
     if model.likelihood == "none":
         return "no likelihood"
+    if model.support == "continuous" and model.likelihood == "estimate":
+        return (
+            f"a Parzen-window estimate of a density on dequantized data y = (x + u) / {data.n_levels}, u ~ "
+            f"U(0,1)^D (one draw, seed {DEQUANTIZATION_SEED}): the window's density, fitted to the model's "
+            f"samples, not the model's likelihood, and no bound on any NLL"
+        )
     if model.support == "continuous":
         return (
             f"density on dequantized data y = (x + u) / {data.n_levels}, u ~ U(0,1)^D (one draw, seed "
