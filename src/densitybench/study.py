@@ -29,7 +29,7 @@ from . import paths
 
 #: notebooks in execution order (results aggregates what the others wrote)
 NOTEBOOKS = ("made", "nade", "pixelcnn", "pixelrnn", "nice", "vae", "gan", "pca_gmm", "levels", "samples", "beyond",
-             "results")
+             "results", "findings")
 
 class _Profiles:
     """``PROFILES[profile][notebook]``: each chapter's own settings, read from the profile files
