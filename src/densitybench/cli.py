@@ -81,6 +81,23 @@ def print_reevaluation(folders, data_dir=None, tolerance: float = 0.01) -> int:
     return 0
 
 
+def print_sources(profile: str, names=None) -> None:
+    """Every entry of ``profile`` once: its model, dataset, seeds, hyperparameters and training
+    settings, and its note (which names the source of each setting)."""
+    import textwrap
+
+    entries: dict[str, list] = {}
+    for spec in runs.load_profile(profile).specs(names=names):
+        entries.setdefault(spec.name, []).append(spec)
+    for name, specs in entries.items():
+        spec = specs[0]
+        print(f"\n{name}: {spec.model} on {spec.dataset}, seeds {', '.join(str(s.seed) for s in specs)}")
+        print(f"  hyperparameters: {json.dumps(spec.hparams)}")
+        print(f"  training: {json.dumps(spec.train)}")
+        print(textwrap.fill(f"sources: {spec.protocol_note or 'no note'}", width=110, initial_indent="  ",
+                            subsequent_indent="    "))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="densitybench", description="Density estimators on images, by a stated protocol.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -91,6 +108,8 @@ def main(argv=None) -> int:
     pl.add_argument("--runs", nargs="+", metavar="GLOB", help="only runs whose name or folder matches")
     pl.add_argument("--results-root", default=None, help="default: <repo>/results")
     pl.add_argument("--json", action="store_true", help="one JSON list instead of a table")
+    pl.add_argument("--sources", action="store_true",
+                    help="after the table, every entry once: its seeds, settings and the note naming each setting's source")
 
     t = sub.add_parser("train", help="train the missing and partial runs of a profile (finished runs are skipped)")
     t.add_argument("--profile", default="digits", choices=profiles)
@@ -170,6 +189,8 @@ def main(argv=None) -> int:
             print(json.dumps(rows, indent=2))
         else:
             print_plan(rows)
+            if a.sources:
+                print_sources(a.profile, a.runs)
         return 0
     if a.cmd == "train":
         study.train(a.profile, a.results_root, names=a.runs, executor=a.executor, address=a.address,
