@@ -102,7 +102,7 @@ def test_the_slope_of_a_run_still_improving_is_stated():
     history = [{"epoch": i + 1, "valid_loss": 100.0 - 0.5 * i} for i in range(8)]
     r = {"stop_reason": "time_budget", "still_improving": True, "history": history}
     assert report.valid_slope(r) == pytest.approx(-0.5)
-    assert report.stopped_by(r) == "time budget, still improving at -0.50 per epoch over the last 5 epochs"
+    assert report.stopped_by(r) == "time budget, still improving at -0.5 per epoch over the last 5 epochs"
     flat = {"stop_reason": "patience", "still_improving": False, "history": history}
     assert report.stopped_by(flat) == "patience"
     assert report.valid_slope({"history": history[:1]}) is None

@@ -91,7 +91,7 @@ def stopped_by(record: dict) -> str:
         slope = valid_slope(record)
         if record["still_improving"] and slope is not None and slope < 0:
             n = min(5, len(record.get("history") or []))
-            text += f" at {slope:+.2f} per epoch over the last {n} epochs"
+            text += f" at {slope:+.3g} per epoch over the last {n} epochs"
     return text
 
 
