@@ -51,11 +51,15 @@ def test_the_training_phrases_state_the_budget_and_why_a_run_stopped():
     assert report.stops_phrase({"nice": rec}) == "nice: epoch cap (epoch 7, 590 s)"
 
 
-def test_a_page_states_training_settings_once_only_when_its_runs_share_them():
+def test_a_page_states_a_shared_training_setting_once_and_another_run_by_run():
     a = runs.make_spec("a", "made", "digits_binary", hparams={"hidden_sizes": [8]}, train={"epochs": 2})
-    b = runs.make_spec("b", "made", "digits_binary", hparams={"hidden_sizes": [8]}, train={"epochs": 3})
-    with pytest.raises(ValueError, match="do not share their training settings"):
-        report.glue_training("x", [a, b], {})
+    b = runs.make_spec("b", "made", "digits_binary", hparams={"hidden_sizes": [8]},
+                       train={"epochs": 3, "max_seconds": 600})
+    values = report.training_values([a, b])
+    assert values["lr"] == f"{a.train['lr']:g}" and values["patience"] == str(a.train["patience"])
+    assert values["max_epochs"] == "2 (a), 3 (b)"
+    assert values["budget"] == "no wall-clock budget (a), a wall-clock budget of 600 s of training (b)"
+    assert report.training_values([a])["budget"] == "no wall-clock budget"
 
 
 def record(seed, nll, stop="patience", improving=False, entry="made-1mask", anchor=True):

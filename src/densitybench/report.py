@@ -342,24 +342,30 @@ def stops_phrase(records: dict[str, dict]) -> str:
                      for name, r in records.items())
 
 
-def glue_training(prefix: str, specs, records: dict[str, dict]) -> dict:
-    """Glue the training settings a page's runs share (``<prefix>_lr``, ``_batch_size``,
-    ``_max_epochs``, ``_patience``, ``_budget``) and why each stopped (``<prefix>_stops``);
-    return those settings.
+def training_values(specs) -> dict:
+    """The training settings of a page's runs as the page states them: ``lr``, ``batch_size``,
+    ``max_epochs``, ``patience`` and ``budget`` (:func:`budget_phrase`), each once where every
+    run shares it, else run by run (``0.001 (made), 0.01 (nade)``)."""
+    def one(key, fmt=str):
+        values = [fmt(s.train[key]) if key != "max_seconds" else budget_phrase(s.train) for s in specs]
+        if len(set(values)) == 1:
+            return values[0]
+        return ", ".join(f"{v} ({s.name})" for v, s in zip(values, specs))
 
-    Raises:
-        ValueError: the runs do not share their training settings (the page states them once).
-    """
+    return {"lr": one("lr", lambda v: f"{v:g}"), "batch_size": one("batch_size"), "max_epochs": one("epochs"),
+            "patience": one("patience"), "budget": one("max_seconds")}
+
+
+def glue_training(prefix: str, specs, records: dict[str, dict]) -> dict:
+    """Glue the training settings of a page's runs (``<prefix>_lr``, ``_batch_size``,
+    ``_max_epochs``, ``_patience``, ``_budget``; once where the runs share a setting, else run by
+    run: :func:`training_values`) and why each stopped (``<prefix>_stops``); return them."""
     from myst_nb import glue
 
-    settings = specs[0].train
-    if any(s.train != settings for s in specs):
-        raise ValueError(f"the runs {', '.join(s.folder for s in specs)} do not share their training settings")
-    values = {"lr": settings["lr"], "batch_size": settings["batch_size"], "max_epochs": settings["epochs"],
-              "patience": settings["patience"], "budget": budget_phrase(settings), "stops": stops_phrase(records)}
+    values = {**training_values(specs), "stops": stops_phrase(records)}
     for k, v in values.items():
         glue(f"{prefix}_{k}", v, display=False)
-    return settings
+    return values
 
 
 def limit_phrase(train: dict) -> str:
