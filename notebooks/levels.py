@@ -245,10 +245,10 @@ chapter.glue_values("levels", {
         [f"Ours on {', '.join(sorted(set(same_data)))} are on the assignment's data up to the split (its training "
          f"images were probably all 60,000; ours are 50,000, the other 10,000 being the validation split)."]
         * bool(same_data)
-        + [f"The assignment's test numbers are {min(ratios):.1f} to {max(ratios):.1f} times ours at the same epoch "
-           f"(a uniform model over 10 levels scores {A['n_dims'] * math.log(10):.0f} nats). Neither the split nor "
-           f"the training schedule explains a factor this large; the assignment states neither its mapping to 10 "
-           f"levels nor its networks' sizes, so the gap stays unexplained here."] * bool(ratios)
+        + ([f"The assignment's test numbers are {min(ratios):.1f} to {max(ratios):.1f} times ours at the same epoch "
+            f"(a uniform model over 10 levels scores {A['n_dims'] * math.log(10):.0f} nats). Neither the split nor "
+            f"the training schedule explains a factor this large; the assignment states neither its mapping to 10 "
+            f"levels nor its networks' sizes, so the gap stays unexplained here."] if ratios else [])
         + [f"Ours on {', '.join(other_data)} ({', '.join(str(ten_data[n].n_dims) for n in other_data)} pixels an "
            f"image) are not comparable in value with the assignment's {A['n_dims']}-pixel MNIST: they show the "
            f"protocol at this profile's scale."] * bool(other_data))

@@ -340,9 +340,32 @@ def stage_book(profile: str, results_root=None, source_root=None) -> Path:
             )])
             nbformat.write(page, dst / f"{n}.ipynb")
         else:
-            # a fresh copy (new modification time), so the builder never serves a stale page
-            shutil.copyfile(src / f"{n}.ipynb", dst / f"{n}.ipynb")
+            # a fresh file (new modification time), so the builder never serves a stale page
+            page = publishable(nbformat.read(src / f"{n}.ipynb", as_version=4))
+            nbformat.write(page, dst / f"{n}.ipynb")
     return dst
+
+
+#: the cell tags of the parameters cell and of the cell papermill injects after it
+PARAMETER_TAGS = ("parameters", "injected-parameters")
+
+
+def publishable(nb):
+    """The executed notebook ``nb`` as the book shows it: the parameters cells removed from the
+    page (tag ``remove-cell``; the first code cell prints the profile) and every stderr stream
+    (progress bars, warnings, logs) left out. The executed notebook in the results keeps both.
+    Returns a new notebook; ``nb`` is unchanged."""
+    import copy as _copy
+
+    nb = _copy.deepcopy(nb)
+    for cell in nb.cells:
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if any(t in tags for t in PARAMETER_TAGS) and "remove-cell" not in tags:
+            tags.append("remove-cell")
+        if cell.get("cell_type") == "code":
+            cell["outputs"] = [o for o in cell.get("outputs", [])
+                               if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
+    return nb
 
 
 def jupytext_title(notebook: Path) -> str:
