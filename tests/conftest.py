@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from densitybench.models.base import DensityModel
+
 from densitybench import paths
 
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -40,3 +42,24 @@ def require_dataset(name: str):
     why = registry.missing(name, paths.data_dir())  # asks the dataset's source (derived names too)
     if why:
         pytest.skip(f"{name} is not in the data directory {paths.data_dir()} (set DENSITYBENCH_DATA): {why}")
+
+
+class LossTurnsBad(DensityModel):
+    """A one-parameter Bernoulli model whose training loss is multiplied by ``factor`` (NaN by
+    default, or an infinity) from optimiser step ``bad_step`` on (counted over the run)."""
+
+    def __init__(self, data_shape, bad_step=3, factor=float("nan")):
+        super().__init__(data_shape)
+        self.logit = torch.nn.Parameter(torch.zeros(()))
+        self.bad_step, self.factor, self.steps = bad_step, factor, 0
+
+    def _log_prob(self, x):
+        lp = torch.nn.functional.logsigmoid(self.logit) * x + torch.nn.functional.logsigmoid(-self.logit) * (1 - x)
+        return lp.flatten(1).sum(1)
+
+    def loss(self, x):
+        loss = super().loss(x)
+        return loss * self.factor if self.steps + 1 >= self.bad_step else loss
+
+    def after_step(self):
+        self.steps += 1

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import LossTurnsBad
 from densitybench import data, models, paths, runs, study, train
 from densitybench.cli import main as cli
 from densitybench.models.base import DensityModel
@@ -268,33 +269,13 @@ def test_a_run_killed_at_random_points_resumes_bitwise(tmp_path):
 # --------------------------------------------------------------------------- training errors
 
 
-class NaNAfter(DensityModel):
-    """A one-parameter Bernoulli model whose loss turns NaN at optimiser step ``bad_step``."""
-
-    def __init__(self, data_shape, bad_step=3):
-        super().__init__(data_shape)
-        self.logit = torch.nn.Parameter(torch.zeros(()))
-        self.bad_step, self.steps = bad_step, 0
-
-    def _log_prob(self, x):
-        lp = torch.nn.functional.logsigmoid(self.logit) * x + torch.nn.functional.logsigmoid(-self.logit) * (1 - x)
-        return lp.flatten(1).sum(1)
-
-    def loss(self, x):
-        loss = super().loss(x)
-        return loss * float("nan") if self.steps + 1 >= self.bad_step else loss
-
-    def after_step(self):
-        self.steps += 1
-
-
 def test_training_stops_with_a_clear_error_when_the_loss_is_not_finite():
     d = data.load("digits_binary")
-    model = NaNAfter(d.image_shape, bad_step=3)
+    model = LossTurnsBad(d.image_shape, bad_step=3)
     with pytest.raises(train.TrainingDiverged, match=r"run the-run: the training loss is nan at epoch 1, step 3"):
         train.fit(model, d.split("train"), d.split("valid"), epochs=2, batch_size=50, device="cpu", progress=False,
                   name="the-run")
-    model = NaNAfter(d.image_shape, bad_step=10**9)
+    model = LossTurnsBad(d.image_shape, bad_step=10**9)
     with pytest.raises(train.TrainingDiverged, match=r"validation value is nan after epoch 1; last finite"):
         train.fit(model, d.split("train"), d.split("valid"), epochs=2, batch_size=50, device="cpu", progress=False,
                   name="the-run", valid_fn=lambda m, v: float("nan"))

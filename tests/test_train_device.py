@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from densitybench import data, models, train
+from conftest import LossTurnsBad
 
 
 @pytest.fixture(scope="module")
@@ -52,30 +53,10 @@ def test_an_epoch_reads_nothing_back_per_step(digits, monkeypatch):
     assert reads.count <= 2 * 8, f"{reads.count} reads in 2 epochs of {steps_per_epoch} steps"
 
 
-class NaNAt(models.base.DensityModel):
-    """A Bernoulli model whose loss is NaN at optimiser step ``bad_step`` (counted over the run)."""
-
-    def __init__(self, data_shape, bad_step):
-        super().__init__(data_shape)
-        self.logit = torch.nn.Parameter(torch.zeros(()))
-        self.bad_step, self.steps = bad_step, 0
-
-    def _log_prob(self, x):
-        lp = torch.nn.functional.logsigmoid(self.logit) * x + torch.nn.functional.logsigmoid(-self.logit) * (1 - x)
-        return lp.flatten(1).sum(1)
-
-    def loss(self, x):
-        loss = super().loss(x)
-        return loss * float("inf") if self.steps + 1 == self.bad_step else loss
-
-    def after_step(self):
-        self.steps += 1
-
-
 def test_the_first_non_finite_step_is_named_though_read_at_the_end_of_the_epoch(digits):
     """The loss turns infinite at step 30 of the second epoch (step 78 of the run, 48 steps an
-    epoch) and the later losses are NaN; the error names the first: epoch 2, step 30, ``inf``."""
-    model = NaNAt(digits.image_shape, bad_step=48 + 30)
+    epoch) and stays non-finite; the error names the first: epoch 2, step 30, ``inf``."""
+    model = LossTurnsBad(digits.image_shape, bad_step=48 + 30, factor=float("inf"))
     with pytest.raises(train.TrainingDiverged, match=r"run r: the training loss is inf at epoch 2, step 30;"):
         train.fit(model, digits.split("train"), digits.split("valid"), epochs=3, batch_size=25, device="cpu",
                   progress=False, name="r")
