@@ -18,7 +18,6 @@ import torch
 from conftest import LossTurnsBad
 from densitybench import data, models, paths, runs, study, train
 from densitybench.cli import main as cli
-from densitybench.models.base import DensityModel
 
 
 def small_spec(**over):
