@@ -73,7 +73,7 @@ before = torch.arange(H * W).reshape(H, W) < position
 pixelcnn_spec = runs.load_profile(profile).spec("pixelcnn")
 probes = [(s.label or s.name, s.model, s.hparams) for s in ch.specs] + [("PixelCNN (for comparison)", "pixelcnn",
                                                                  pixelcnn_spec.hparams)]
-pictures, seen = {}, {}
+pictures, seen, labels = {}, {}, {}
 for label, model, hparams in probes:
     m = models.create(model, ch.data.image_shape, **hparams, init_seed=seed)
     maps = chapter.dependency_maps(chapter.perturb(m, seed), x)
@@ -82,19 +82,18 @@ for label, model, hparams in probes:
     assert leak == 0.0
     pictures[label] = maps[position][0]
     seen[model] = int(((pictures[label] > 0) & before).sum())
+    labels[model] = label.removesuffix(" (for comparison)")
     print(f"  pixel {centre} sees {seen[model]} of the {int(before.sum())} pixels before it")
 fig = plots.dependency_maps(pictures, centre)
 plt.show()
 glue("pixelrnn_before", int(before.sum()), display=False)
 glue("pixelrnn_image", f"{H}x{W}", display=False)
-for model, n in seen.items():
-    glue(f"pixelrnn_seen_{model}", n, display=False)
 n_before = int(before.sum())
-glue("pixelrnn_row_note", "its triangle leaves out the far left of its own row and the lower corners beside it"
-     if seen["row_lstm"] < n_before else "all of them: on an image this small its triangle already spans the past",
-     display=False)
-glue("pixelrnn_cnn_note", "the rest is its blind spot and the edge of its field" if seen["pixelcnn"] < n_before
-     else "all of them: on an image this small its field spans the past", display=False)
+why = {"row_lstm": "its triangle leaves out the far left of its own row and the lower corners beside it",
+       "pixelcnn": "the rest lies in its blind spot or beyond its field"}
+glue("pixelrnn_seen", "; ".join(
+    f"the {labels[m]} sees {n}" + (f" ({why[m]})" if n < n_before and m in why else "") for m, n in seen.items()),
+    display=False)
 
 # %% [markdown]
 # ## Training
@@ -149,12 +148,8 @@ plt.show()
 #   run, the published Row LSTM number, the budget and the protocol differences are in the
 #   [results table](results.ipynb).
 # - Every recurrent model passes the strict-past check. Of the {glue:text}`pixelrnn_before`
-#   pixels before the centre of a {glue:text}`pixelrnn_image` image, the sequence LSTM sees
-#   {glue:text}`pixelrnn_seen_pixel_lstm`, the Diagonal BiLSTM
-#   {glue:text}`pixelrnn_seen_diagonal_bilstm`, the Row LSTM
-#   {glue:text}`pixelrnn_seen_row_lstm` ({glue:text}`pixelrnn_row_note`) and the
-#   [PixelCNN](pixelcnn.ipynb) {glue:text}`pixelrnn_seen_pixelcnn`
-#   ({glue:text}`pixelrnn_cnn_note`). The price of the larger context is
+#   pixels before the centre of a {glue:text}`pixelrnn_image` image: {glue:text}`pixelrnn_seen`
+#   (the [PixelCNN page](pixelcnn.ipynb) draws its blind spot). The price of the larger context is
 #   sequential computation: the Row LSTM's recurrence runs over the image height, the Diagonal
 #   BiLSTM's over its diagonals, the sequence LSTM's over all $D$ pixels.
 # - The median Hamming distance from a sample to its nearest training image is
