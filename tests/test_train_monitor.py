@@ -105,7 +105,7 @@ def test_a_run_interrupted_anywhere_resumes_bitwise_with_its_monitor(levels10, t
     n_calls = 0
     while True:
         model = nade(levels10)  # a fresh process: its state comes from the checkpoint alone
-        h = fit(model, levels10, monitor=test, checkpoint=ckpt, deadline=time.time() + rng.uniform(0.0, 0.15),
+        h = fit(model, levels10, monitor=test, checkpoint=ckpt, deadline=time.time() + rng.uniform(0.0, 0.04),
                 checkpoint_seconds=0.0)
         n_calls += 1
         if not h.interrupted:
