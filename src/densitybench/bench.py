@@ -435,6 +435,13 @@ def bench_config(cfg: dict, bench_data: BenchData, dev: torch.device, seconds: f
 # --------------------------------------------------------------------------- the report
 
 
+def _library_name() -> str:
+    """The measured library as ``<checkout>/src/densitybench`` named by its commit, never by a
+    path on this machine (a report is committed and shared)."""
+    c = commit_of_library()
+    return f"densitybench at {(c.get('commit') or 'an unknown commit')[:10]}" + (" (modified)" if c.get("dirty") else "")
+
+
 def commit_of_library() -> dict:
     """The commit of the imported library's checkout (``densitybench.provenance`` where it
     exists, else ``git`` in the package's folder); None outside a git checkout."""
@@ -498,7 +505,7 @@ def run(profile: str = "mnist", names=None, device: str | None = "auto", threads
         raise ValueError(f"no run of profile {profile!r} matches {' '.join(names or [])}")
     out = {"profile": profile, "device": describe_device(dev), "device_type": dev.type, "torch": torch.__version__,
            "threads": torch.get_num_threads(), "seconds": float(seconds), "max_params": max_params,
-           "commit": commit_of_library(), "library": str(Path(densitybench.__file__).resolve().parent),
+           "commit": commit_of_library(), "library": _library_name(),
            "python": platform.python_version(),
            "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "rows": []}
     cache: dict[str, BenchData] = {}
