@@ -28,6 +28,11 @@ def test_record_is_complete_and_labelled(path):
     if rec["anchor"]:
         assert rec["anchor"]["value"] == anchors.ANCHORS[rec["anchor"]["key"]]["value"]
         assert rec["protocol_note"]
+    # what the record says of itself (label, published anchor, protocol note) is what its
+    # profile says now: `densitybench annotate` carries a profile's corrections into the records
+    entry = {s.folder: s for s in runs.load_profile(path.parts[-4]).specs()}.get(path.parts[-2])
+    assert entry is not None, "a committed run of no entry of its profile's plan"
+    assert runs.annotate(entry, path.parents[1], dry_run=True) == []
     assert rec["test_nll_se"] > 0
     # a committed run is a run of the store: its spec and key, and why it stopped
     spec = json.loads((path.parent / "spec.json").read_text())

@@ -194,6 +194,45 @@ def test_a_folder_holding_other_settings_is_never_reused_or_overwritten(tmp_path
     assert (tmp_path / spec.folder / "metrics.json").read_text() == before
 
 
+def test_annotate_corrects_what_a_run_says_of_itself_and_never_a_number(tmp_path):
+    spec = small_spec(label="old label", anchor="made_1hl_1mask", note="old note, {epochs} epochs")
+    runs.train_one(spec, tmp_path, device="cpu")
+    folder = tmp_path / spec.folder
+    before = json.loads((folder / "metrics.json").read_text())
+    assert runs.annotate(spec, tmp_path) == []  # a record that agrees is left alone
+    assert json.loads((folder / "metrics.json").read_text()) == before
+
+    fixed = small_spec(label="new label", anchor=None, note="new note, at most {epochs} epochs")
+    assert fixed.key == spec.key
+    assert sorted(runs.annotate(fixed, tmp_path, dry_run=True)) == ["anchor", "label", "protocol_note"]
+    assert json.loads((folder / "metrics.json").read_text()) == before  # a dry run writes nothing
+    assert sorted(runs.annotate(fixed, tmp_path)) == ["anchor", "label", "protocol_note"]
+    after = json.loads((folder / "metrics.json").read_text())
+    assert (after["label"], after["anchor"], after["protocol_note"]) == ("new label", None, "new note, at most 3 epochs")
+    assert after["config"]["anchor"] is None and after["spec"]["note"] == fixed.note
+    assert json.loads((folder / "spec.json").read_text())["anchor"] is None
+    assert after["annotations_changed"][-1]["fields"] == ["label", "anchor", "protocol_note"]
+    for field in NUMBERS:
+        assert after[field] == before[field], field
+    assert after["history"] == before["history"] and after["key"] == before["key"]
+    assert runs.status(fixed, tmp_path)["status"] == "done" and runs.annotate(fixed, tmp_path) == []
+
+    other = small_spec(hparams={"hidden_sizes": [8], "n_masks": 1})
+    with pytest.raises(runs.SpecMismatch):
+        runs.annotate(other, tmp_path)
+
+
+def test_a_published_number_of_another_model_cannot_be_an_anchor():
+    from densitybench import anchors
+
+    for key in anchors.RELATED:
+        assert key not in anchors.ANCHORS
+        with pytest.raises(ValueError, match="anchor"):
+            small_spec(anchor=key)
+    assert anchors.published_label(anchors.get("gated_pixelcnn")) == "80.10 nats (reimplementation)"
+    assert anchors.published_label(anchors.get("made_1hl_1mask")) == "88.40 nats"
+
+
 def test_a_second_writer_of_a_run_stops_naming_the_holder(tmp_path):
     spec = small_spec()
     with runs.lock(tmp_path / spec.folder):

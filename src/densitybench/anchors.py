@@ -3,9 +3,12 @@
 Values are test NLL in nats per image (lower is better) unless ``unit`` says bits/dim, or
 "nats on [0,1]" for a density of continuous images in [0, 1]^D (compared with a run's
 ``test_nll_nats_continuous``, the NLL before the discretisation term ``D ln K``).
-A run names the anchor it should be compared with in its config (``anchor``); the
-results table puts the two side by side with the run's own statement of how the
-protocols differ.
+A run names the anchor it should be compared with in its config (``anchor``) only when the
+anchor is the same model under the same protocol; the results table puts the two side by side
+with the run's own statement of how the protocols differ. ``kind`` says who made the number: a
+``"paper"`` (the model's authors), a ``"reimplementation"`` (another paper's implementation of
+the model) or a ``"tutorial"``; the tables label any but a paper's. :data:`RELATED` lists
+published numbers of other models a page may mention as context, never as a comparison.
 """
 
 from __future__ import annotations
@@ -44,19 +47,28 @@ ANCHORS: dict[str, dict] = {
     "diagonal_bilstm_7x16": dict(model="Diagonal BiLSTM, 7 layers, h = 16", protocol=FIXED_BINARIZATION, value=79.20,
                                  unit="nats", source="van den Oord et al. 2016 (PixelRNN), Table 4"),
     "gated_pixelcnn": dict(model="Gated PixelCNN (reimplementation)", protocol=FIXED_BINARIZATION, value=80.10,
-                           unit="nats", source="Gulrajani et al. 2017 (PixelVAE), Table 1"),
+                           unit="nats", source="Gulrajani et al. 2017 (PixelVAE), Table 1", kind="reimplementation"),
     "iwae_1layer_fixed": dict(model="IWAE (k=50), 1 stochastic layer", protocol=FIXED_BINARIZATION, value=87.10,
                               unit="nats", source="Burda et al. 2016, Appendix D (test NLL by IWAE with k=5000)"),
     "gan_parzen": dict(model="Adversarial nets (Parzen estimate)", protocol=PARZEN_MNIST, value=-225.0,
                        unit="nats on [0,1]", source="Goodfellow et al. 2014, Table 1 (log-likelihood 225 ± 2)"),
     "nice": dict(model="NICE", protocol=DEQUANTIZED_MNIST, value=4.36, unit="bits/dim",
                  source="Dinh et al. 2014 (log-likelihood 1980.50 nats on [0,1]^784)"),
-    "made_dequantized": dict(model="MADE (density on dequantized data)", protocol=DEQUANTIZED_MNIST, value=2.04,
-                             unit="bits/dim", source="Grathwohl et al. 2019 (FFJORD), Table 2"),
-    "gated_pixelcnn_256": dict(model="Gated PixelCNN, 256-way softmax", protocol="8-bit MNIST, discrete model",
-                               value=0.81, unit="bits/dim", source="UvA deep learning tutorial 12 (reimplementation)"),
     "realnvp": dict(model="RealNVP", protocol=DEQUANTIZED_MNIST, value=1.06, unit="bits/dim",
                     source="Grathwohl et al. 2019 (FFJORD), Table 2"),
+}
+
+#: Published numbers of models the study does not run, on data it does: context a page may
+#: mention beside a model of the same family, never an anchor (no "ours − published").
+#: ``differs`` says how the model differs from the nearest one of the study.
+RELATED: dict[str, dict] = {
+    "made_dequantized": dict(model="MADE with Gaussian-mixture conditionals, a density on dequantized data",
+                             protocol=DEQUANTIZED_MNIST, value=2.04, unit="bits/dim",
+                             source="Grathwohl et al. 2019 (FFJORD), Table 2", kind="paper",
+                             differs="continuous Gaussian-mixture conditionals, not a 256-way softmax"),
+    "gated_pixelcnn_256": dict(model="Gated PixelCNN, 256-way softmax", protocol="8-bit MNIST, discrete model",
+                               value=0.81, unit="bits/dim", source="UvA deep learning tutorial 12", kind="tutorial",
+                               differs="gated layers without the blind spot, deeper, one seed, a tutorial's training"),
 }
 
 #: MADE paper Table 2 (Germain et al. 2015): test NLL in nats on the UCI binary datasets of
@@ -102,9 +114,18 @@ ASSIGNMENT_10_LEVELS = {
 
 
 def get(key: str | None) -> dict | None:
-    """The anchor ``key`` (with its key), or None when the run names none."""
+    """The anchor ``key`` (with its key; ``kind`` is ``"paper"`` where not stated), or None
+    when the run names none."""
     if key is None:
         return None
     if key not in ANCHORS:
         raise KeyError(f"unknown anchor {key!r}; known: {', '.join(ANCHORS)}")
     return {"key": key, **ANCHORS[key]}
+
+
+def published_label(anchor: dict) -> str:
+    """An anchor's value and unit as a table shows it, with who made it when not the model's
+    authors: ``"80.10 nats (reimplementation)"``."""
+    text = f"{anchor['value']:.2f} {anchor['unit']}"
+    kind = anchor.get("kind", "paper")
+    return text if kind == "paper" else f"{text} ({kind})"

@@ -155,6 +155,13 @@ def main(argv=None) -> int:
                    help="a notebook parameter (repeatable), e.g. --param epochs=7; VALUE is read as a Python "
                         "literal, else kept as a string")
 
+    an = sub.add_parser("annotate", help="bring finished runs' labels, published anchors and protocol notes up to "
+                                         "date with the profile (no number changes; not in the key)")
+    an.add_argument("--profile", required=True, choices=profiles)
+    an.add_argument("--runs", nargs="+", metavar="GLOB", help="only runs whose name or folder matches")
+    an.add_argument("--results-root", default=None, help="default: <repo>/results")
+    an.add_argument("--dry-run", action="store_true", help="only list what would change")
+
     b = sub.add_parser("book", help="build the book from a profile's executed notebooks (no execution)")
     b.add_argument("--profile", default="mnist", choices=profiles)
     b.add_argument("--results-root", default=None)
@@ -222,6 +229,16 @@ def main(argv=None) -> int:
         return 0
     if a.cmd == "book":
         study.build_book(a.profile, a.results_root)
+        return 0
+    if a.cmd == "annotate":
+        root = runs.store_root(a.profile, a.results_root)
+        n = 0
+        for spec in runs.load_profile(a.profile).specs(names=a.runs):
+            changed = runs.annotate(spec, root, dry_run=a.dry_run)
+            if changed:
+                n += 1
+                print(f"{spec.folder}: {'would change' if a.dry_run else 'changed'} {', '.join(changed)}")
+        print(f"{n} run(s) {'to annotate' if a.dry_run else 'annotated'}")
         return 0
     if a.cmd == "data":
         try:

@@ -32,7 +32,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
-from . import report
+from . import anchors, report
 
 #: a difference within this many standard errors of zero counts as reproducing a number
 WITHIN_SE = 2.0
@@ -472,7 +472,7 @@ def reproduction(records: list[dict]) -> pd.DataFrame:
         c = compare(group)
         d = unit_digits(a["unit"])
         rows.append({"entry": entry, "model": row_label(group[0]), "dataset": group[0]["dataset"],
-                     "published": f"{a['value']:g} {a['unit']}", "source": a.get("source", "—"),
+                     "published": anchors.published_label(a), "source": a.get("source", "—"),
                      "ours": format_pm(c["ours"], c["se"], d),
                      "stopped by": "; ".join(dict.fromkeys(report.stopped_by(r) for r in group)),
                      "ours − published": difference_text(c, d),
@@ -577,7 +577,7 @@ def made_robustness(records: list[dict]) -> pd.DataFrame:
         c = compare(group)
         d = unit_digits(a["unit"])
         pct = None if c["difference"] is None else 100 * c["difference"] / abs(c["published"])
-        rows.append({**row, "ours": format_pm(c["ours"], c["se"], d), "published": f"{a['value']:g} {a['unit']}",
+        rows.append({**row, "ours": format_pm(c["ours"], c["se"], d), "published": anchors.published_label(a),
                      "ours − published": difference_text(c, d),
                      "relative": f"{pct:+.1f}%" if pct is not None else "—", "verdict": c["verdict"],
                      "difference": c["difference"], "se": c["se"], "percent": pct})

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import anchors
+
 #: chapters whose runs are on other datasets and have a page of their own, out of the study's tables
 OWN_PAGE_CHAPTERS = ("beyond",)
 #: the stop reasons of a run trained to its stopping rule: its number is the model's under the
@@ -213,7 +215,7 @@ def nll_table(records: list[dict]) -> pd.DataFrame:
             "test NLL (nats)": _pm(nll, nll_se, 2),
             "SE over seeds": f"{seed_se:.2f}" if seed_se is not None else "—",
             "bits/dim": _pm(bpd, bpd_se, 4),
-            "published": (f"{a['value']:.2f} {'nats' if a['unit'] == 'nats' else a['unit']}" if a else "—"),
+            "published": anchors.published_label(a) if a else "—",
             "ours − published": _difference(r if all_converged else next(g for g in group if not converged(g)), a,
                                             unit_value),
             "stopped by": _stops(group),
@@ -324,7 +326,7 @@ def run_table(records: dict[str, dict]) -> pd.DataFrame:
             "epochs (best)": f"{r['epochs']} ({r['best_epoch']})",
             "stopped by": stopped_by(r),
             "train s": round(r["train_seconds"]),
-            "published": f"{pub['value']:.2f} {pub['unit']}" if pub else "—",
+            "published": anchors.published_label(pub) if pub else "—",
         })
     return pd.DataFrame(rows).set_index("run")
 

@@ -434,6 +434,49 @@ def status(spec: RunSpec, root) -> dict:
     return out
 
 
+#: the fields of a record that describe a run rather than result from it: not in the key, so a
+#: profile may correct them after training (:func:`annotate`)
+ANNOTATIONS = ("label", "anchor", "protocol_note")
+
+
+def annotate(spec: RunSpec, root, *, dry_run: bool = False) -> list[str]:
+    """Bring a finished run's label, published anchor and protocol note (:data:`ANNOTATIONS`) up to date with ``spec`` (its profile entry now), without touching a
+    number: those fields are not in the key. The record keeps a note of each change
+    (``annotations_changed``: when, which fields).
+
+    Returns:
+        the fields that changed (empty when the record already agrees or the run is not finished).
+    Raises:
+        SpecMismatch: the folder holds a run with other key settings.
+    """
+    from . import anchors, atomic
+
+    folder = run_dir(spec, root)
+    check_folder(spec, folder)
+    metrics = folder / "metrics.json"
+    if not metrics.is_file():
+        return []
+    rec = json.loads(metrics.read_text())
+    config = rec.get("config") or {}
+    stored = {"label": rec.get("label"), "anchor": (rec.get("anchor") or {}).get("key"),
+              "protocol_note": rec.get("protocol_note")}
+    wanted = {"label": spec.label or spec.name, "anchor": spec.anchor, "protocol_note": spec.protocol_note}
+    changed = [k for k in ANNOTATIONS
+               if stored[k] != wanted[k] or config.get(k, wanted[k]) != wanted[k]
+               or (k == "anchor" and rec.get("anchor") != anchors.get(spec.anchor))]
+    if changed and not dry_run:
+        rec.update(label=wanted["label"], anchor=anchors.get(spec.anchor), protocol_note=wanted["protocol_note"])
+        if isinstance(rec.get("config"), dict):
+            rec["config"].update(wanted)
+        if isinstance(rec.get("spec"), dict):
+            rec["spec"] = spec.to_json()
+        rec.setdefault("annotations_changed", []).append(
+            {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "fields": changed})
+        atomic.write_json(folder / "spec.json", spec.to_json())
+        atomic.write_json(metrics, rec)
+    return changed
+
+
 @contextmanager
 def lock(folder, wait: bool = False):
     """Hold the run folder's lock (``.lock``, released by the OS when the holder dies).
