@@ -44,14 +44,14 @@ data_dir = None  # None: $DENSITYBENCH_DATA, else <repo>/data
 collect = None  # profiles whose runs this page reads instead of its own plan's, e.g. ["atari"]; None: the profile's
 train_missing = None  # train the runs not found (False: list their datasets as not run); None: the profile's
 
-# %%
+# %% tags=["hide-input"]
 import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from IPython.display import Image, display
+from IPython.display import Markdown, display
 from myst_nb import glue
 
 from densitybench import beyond, chapter, data, paths, plots, report, study
@@ -86,7 +86,7 @@ cfg
 # not in the data directory is listed as not run (data not available), with the command that
 # fetches it, and left out of the tables rather than replaced by anything else.
 
-# %%
+# %% tags=["hide-input"]
 loaded, missing = {}, {}
 
 
@@ -112,10 +112,7 @@ if image_folder is not None:  # greyscale, resized, binarized at level 128, adde
 rows = [{"dataset": n, "group": g, "kind": loaded[n].kind, "D": loaded[n].n_dims, **loaded[n].sizes()}
         for g, names in groups.items() for n in names]
 display(pd.DataFrame(rows).set_index("dataset") if rows else "no dataset available")
-for g, names in groups.items():
-    for n in names:
-        print(f"{n}: {loaded[n].description}\n")
-print("missing:", missing or "none")
+display(Markdown("\n".join(f"- **{n}**: {loaded[n].description}" for names in groups.values() for n in names)))
 
 # %% [markdown]
 # ## The runs and their one set of settings
@@ -154,7 +151,7 @@ print("missing:", missing or "none")
 #   binary data (one fixed draw of $\mathbf{u}$): comparable with the discrete models' exact
 #   NLL, and never better than the discrete model it induces.
 
-# %%
+# %% tags=["hide-input"]
 uci_runs = gathering.group(groups["uci"], beyond.GROUP_KINDS["uci"])
 atari_runs = gathering.group(groups["atari"], beyond.GROUP_KINDS["atari"])
 image_runs = {**gathering.group([n for n in groups["images"] if n not in folder_runs], beyond.GROUP_KINDS["images"]),
@@ -163,12 +160,7 @@ level_runs = gathering.group(groups["levels"], beyond.GROUP_KINDS["levels"])
 groups = {"uci": list(uci_runs), "atari": list(atari_runs), "images": list(image_runs), "levels": list(level_runs)}
 binary = {**uci_runs, **atari_runs, **image_runs}  # name -> its runs, on every binary dataset
 chosen = {name: {kind: r.record for kind, r in d.chosen.items()} for name, d in binary.items()}  # the records shown
-every = gathering.every_run()
-for run, r in every.items():
-    rec = r.record
-    print(f"{run}: valid {rec['valid_nll_nats']:.2f}, test {rec['test_nll_nats']:.2f} ± {rec['test_nll_se']:.2f} "
-          f"nats, {rec['train_seconds']:.0f} s, best epoch {rec['best_epoch']} of {rec['epochs']} "
-          f"({rec['stop_reason'].replace('_', ' ')})")
+every = gathering.every_run()  # each run's numbers and why it stopped: the last table of the page
 
 for key, text in beyond.settings_text([r.spec for r in every.values()], cfg).items():
     glue(f"beyond_{key}", text, display=False)
@@ -181,7 +173,7 @@ glue("beyond_stops", beyond.stop_summary(every.values()) if every else "no run w
 # validation *per dataset and per model*; ours use the one set of settings above. The number
 # beside each of ours is the published one for the same model and dataset.
 
-# %%
+# %% tags=["hide-input"]
 LABEL = beyond.LABEL
 
 
@@ -209,14 +201,19 @@ display(uci_table if groups["uci"] else "no UCI dataset available")
 # dataset; here MADE and NADE use one fixed set of settings everywhere, the FVSBN has no weight
 # penalty, and only the number of mixture components is chosen on validation.
 
-# %%
+# %% tags=["hide-input"]
 gaps = []
 for name in groups["uci"]:
     for kind in ("made", "made_masks", "nade", "fvsbn", "mob"):
         r = chosen[name][kind]
-        if r.get("anchor"):
+        if r.get("anchor") and report.converged(r):  # a run cut short is compared with no published number
             gaps.append({"dataset": name, "model": LABEL[kind], "ours − published (nats)":
                          round(r["test_nll_nats"] - r["anchor"]["value"], 2)})
+uncompared = [f"{LABEL[kind]} on {name} ({report.stopped_by(chosen[name][kind])})" for name in groups["uci"]
+              for kind in ("made", "made_masks", "nade", "fvsbn", "mob")
+              if chosen[name][kind].get("anchor") and not report.converged(chosen[name][kind])]
+glue("beyond_uci_uncompared", "; ".join(uncompared) if uncompared else "none: every run was trained to its "
+     "stopping rule", display=False)
 gap_table = pd.DataFrame(gaps)
 display(gap_table.pivot(index="model", columns="dataset", values="ours − published (nats)") if gaps else "—")
 
@@ -234,7 +231,9 @@ glue("beyond_uci_within", f"{len(within)} of {3 * len(groups['uci'])}", display=
 
 # %% [markdown]
 # Of the MADE (one mask), MADE (mask sampling) and NADE numbers, {glue:text}`beyond_uci_within`
-# lie within one nat of the published ones. A positive difference means ours is worse.
+# lie within one nat of the published ones. A positive difference means ours is worse. A run cut
+# short by a cap or a budget is set beside no published number; such runs here:
+# {glue:text}`beyond_uci_uncompared`.
 
 # %% [markdown]
 # ## Atari frames: the seed's comparison
@@ -247,7 +246,7 @@ glue("beyond_uci_within", f"{len(within)} of {3 * len(groups['uci'])}", display=
 # of 500 units); here both run as on every other dataset, with the mixture of Bernoullis beside
 # them.
 
-# %%
+# %% tags=["hide-input"]
 def sample_panels(name, kinds=("made_masks", "made", "mob", "pca_gmm")):
     """36 random test images of ``name`` beside the first 36 samples of each model (drawn with the run's
     seed, not selected), each titled with its test NLL."""
@@ -270,14 +269,20 @@ for name in groups["atari"]:
 # frame at distance 0 also occurs in a training episode: a game's static screens recur across
 # episodes, so the split by episode removes neighbouring frames, not every duplicate.
 
-# %%
+# %% tags=["hide-input"]
 for name in groups["atari"]:
     for kind in ("made_masks", "pca_gmm"):
         run = atari_runs[name].chosen[kind]
         nn = run.record["nearest_neighbour"]
-        print(f"{name}, {LABEL[kind]}: median {nn['metric']} distance to the nearest training frame: "
-              f"{nn['samples']['q50']:.2f} for a sample, {nn['test']['q50']:.2f} for a test frame")
-        display(Image(filename=str(run.path("neighbours.png")), width=700))
+        strip = plt.imread(run.path("neighbours.png"))
+        fig, ax = plt.subplots(figsize=(14, 14 * strip.shape[0] / strip.shape[1] + 0.5))
+        ax.imshow(strip)
+        ax.set_axis_off()
+        ax.set_title(f"{name}, {LABEL[kind]}: samples (top row) above their nearest training frames (bottom row); "
+                     f"median {nn['metric']} distance {nn['samples']['q50']:.2f} for a sample, "
+                     f"{nn['test']['q50']:.2f} for a held-out test frame", fontsize=10)
+        fig.tight_layout()
+        plt.show()
 
 # %% [markdown]
 # ## Caltech-101 silhouettes and Fashion-MNIST
@@ -286,7 +291,7 @@ for name in groups["atari"]:
 # white; Fashion-MNIST {cite}`xiao2017fashion` is binarized once with $x \sim \mathrm{Bernoulli}(\text{level}/255)$, the process
 # behind the fixed binarized MNIST. The same models and settings as above.
 
-# %%
+# %% tags=["hide-input"]
 for name in groups["images"]:
     sample_panels(name)
     em = beyond.em_outcome(chosen[name]["pca_gmm"])
@@ -297,14 +302,19 @@ for name in groups["images"]:
 # data $(\mathbf{x} + \mathbf{u}) / 256$, bounding the discrete NLL as on the
 # [PCA + GMM](pca_gmm.ipynb) page).
 
-# %%
+# %% tags=["hide-input"]
 level_rows = []
 for name, found in level_runs.items():
     r = found.record("pca_gmm")
     level_rows.append({"dataset": name, "model": r["label"],
                        "bits/dim": f"{r['bits_per_dim']:.4f} ± {r['bits_per_dim_se']:.4f}",
+                       "uniform (bits/dim)": f"{math.log2(r['n_levels']):g}",
+                       "flag": "worse than the uniform distribution" if report.worse_than_uniform(r) else "",
                        "test NLL (nats)": pm(r), **beyond.em_outcome(r), "train (s)": round(r["train_seconds"])})
 display(pd.DataFrame(level_rows).set_index("dataset") if level_rows else "no 8-bit dataset in this profile")
+level_worse = [f"{row['dataset']} ({row['bits/dim']} bits/dim against {row['uniform (bits/dim)']})"
+               for row in level_rows if row["flag"]]
+glue("beyond_levels_worse", "; ".join(level_worse) if level_worse else "none", display=False)
 
 # %% [markdown]
 # ## The robustness hypothesis
@@ -314,7 +324,7 @@ display(pd.DataFrame(level_rows).set_index("dataset") if level_rows else "no 8-b
 # "MADE best" says whether MADE's number is the lowest; "margin" is the best baseline's number
 # minus MADE's (positive: MADE wins), with the standard error of that difference.
 
-# %%
+# %% tags=["hide-input"]
 rob_rows = []
 for name, c in chosen.items():
     m, b = c["made_masks"], min((c["mob"], c["pca_gmm"]), key=lambda r: r["test_nll_nats"])
@@ -347,7 +357,7 @@ glue("beyond_verdict", verdict, display=False)
 # ridge, `reg_covar` = 1e-6), its EM steps, and its bound beside that of the uniform
 # distribution over $\{0, 1\}^D$, $D \ln 2$ nats.
 
-# %%
+# %% tags=["hide-input"]
 gmm_rows = []
 for name, c in chosen.items():
     r, hp = c["pca_gmm"], binary[name].chosen["pca_gmm"].spec.hparams
@@ -372,7 +382,7 @@ glue("beyond_gmm_n_worse", f"{len(worse)} of {len(gmm_rows)}", display=False)
 # was trained at and its device; then the datasets that are absent: files not in the data
 # directory, or runs not yet made.
 
-# %%
+# %% tags=["hide-input"]
 shown_runs = {r.folder.name for d in gathering.shown.values() for r in d.chosen.values()}
 prov = pd.DataFrame([{"run": run, "store": paths.relative_to_repo(r.folder.parent), "key": r.record.get("key"),
                       "shown": run in shown_runs, "valid NLL (nats)": round(r.record["valid_nll_nats"], 2),
@@ -409,5 +419,9 @@ display(pd.DataFrame([{"dataset": n, "why absent": w} for n, w in absent.items()
 #   training examples per component beside the principal dimensions: with fewer examples than
 #   dimensions a full covariance is singular up to the ridge, and held-out images can fall far
 #   into its tails. This is the seed's baseline as the seed used it, not a tuned density model.
+#   On 8-bit images, the datasets where its bound is worse than the uniform distribution over
+#   256 levels (8 bits/dim): {glue:text}`beyond_levels_worse`. A model worse than uniform has
+#   learnt less than nothing about those images; its number says how badly this baseline's
+#   covariance fits held-out images, not how hard the images are.
 # - **What is missing** is listed in the last table: datasets whose files or runs were not
 #   available were left out, not replaced.

@@ -38,7 +38,7 @@ seed = 0  # the seed of the run to read
 results_dir = None  # the profile's results (relative to the repository); None: results/<profile>
 data_dir = None  # None: $DENSITYBENCH_DATA, else <repo>/data
 
-# %%
+# %% tags=["hide-input"]
 import math
 
 import matplotlib.pyplot as plt
@@ -64,7 +64,7 @@ ch.settings(spec)
 # levels: afresh for every training minibatch, and once with a fixed seed for the validation
 # and test images on which the Parzen window is fitted and evaluated.
 
-# %%
+# %% tags=["hide-input"]
 print(ch.describe())
 
 
@@ -90,7 +90,7 @@ plt.show()
 # directly with scipy (a product of one-dimensional normal densities per centre) on a small
 # case, and its kernel width is the best of the grid on the validation images it was given.
 
-# %%
+# %% tags=["hide-input"]
 gan = models.create("gan", ds.image_shape, init_seed=seed, **hp)  # untrained weights drawn from `seed`
 print(gan)
 print(f"{gan.n_params():,} parameters (G and D together)")
@@ -131,7 +131,7 @@ assert np.allclose(via_model, direct, rtol=1e-5, atol=1e-3)
 # {glue:text}`gan_stop`. It is read from the profile's run store, where it is trained once (and
 # resumed if it was interrupted); this page only analyses it.
 
-# %%
+# %% tags=["hide-input"]
 run = ch.ensure_runs()[spec.name]
 rec = run.record
 tr = spec.train
@@ -152,7 +152,7 @@ chapter.glue_values("gan", {
 # The right panel is the early-stopping criterion; the dashed line marks the epoch whose weights
 # were kept.
 
-# %%
+# %% tags=["hide-input"]
 trace = run.artifacts()["loss_trace"]  # (steps, 2): discriminator, generator
 steps = math.ceil(ds.sizes()["train"] / tr["batch_size"])
 n_ep = len(trace) // steps
@@ -184,7 +184,7 @@ chapter.glue_values("gan", {"d_loss": f"{per_epoch[-1, 0]:.3f}", "g_loss": f"{pe
 # mean log-likelihood of the validation images; too narrow a window punishes every image that is
 # not almost on top of a sample, too wide a window spreads the mass over the whole cube.
 
-# %%
+# %% tags=["hide-input"]
 sigma_table = {float(s): v for s, v in rec["parzen_valid_ll"].items()}  # {width: mean validation log-lik.}
 sig = np.array(sorted(sigma_table))
 val = np.array([sigma_table[s] for s in sig])
@@ -207,7 +207,7 @@ plt.show()
 # with the training images themselves as centres (no GAN at all: a kernel density estimate
 # of the training set, its width chosen the same way).
 
-# %%
+# %% tags=["hide-input"]
 train_y = data.dequantize(ds.split("train"), ds.n_levels, fixed())
 kde_sigma, kde_table = metrics.select_parzen_sigma(valid_y, train_y, device=dev)
 kde_ll, kde_se = metrics.mean_se(metrics.parzen_log_prob(test_y.to(dev), train_y.to(dev), kde_sigma).cpu().numpy())
@@ -257,7 +257,7 @@ chapter.glue_values("gan", {
 # compares those distances with the distances from held-out test images to their nearest
 # training image: samples much closer than test images would mean copying.
 
-# %%
+# %% tags=["hide-input"]
 chapter.show_samples({rec["label"]: run})
 nn = chapter.glue_nearest_neighbour("gan", rec)
 chapter.glue_values("gan", {

@@ -34,7 +34,7 @@ seed = 0  # the seed of the runs shown
 results_dir = None  # the profile's results (relative to the repository); None: results/<profile>
 data_dir = None  # None: $DENSITYBENCH_DATA, else <repo>/data
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
@@ -48,7 +48,7 @@ ch.folders
 # %% [markdown]
 # ## Data
 
-# %%
+# %% tags=["hide-input"]
 print(ch.describe())
 fig = ch.training_grid()
 plt.show()
@@ -61,7 +61,7 @@ plt.show()
 # check below perturbs one input at a time and confirms that no output before it in the
 # ordering moves: the Jacobian of the conditionals is strictly triangular.
 
-# %%
+# %% tags=["hide-input"]
 made = models.create("made", ch.data.image_shape, **{**ch.specs[0].hparams, "n_masks": 1, "seed": seed},
                      init_seed=seed)
 print(made)
@@ -88,7 +88,7 @@ assert leak == 0.0
 # that many epochs; *epoch cap*: the last epoch reached; *time budget*: the budget spent):
 # {glue:text}`made_stops`.
 
-# %%
+# %% tags=["hide-input"]
 finished = ch.ensure_runs()
 records = ch.glue_training(finished)
 ensemble_spec = next((s for s in ch.specs if s.hparams.get("n_masks", 1) > 1), ch.specs[-1])
@@ -104,7 +104,7 @@ plt.show()
 # likelihood is $\log \frac{1}{K}\sum_k p_k(\mathbf{x})$, computed with `logsumexp` over the
 # $K$ mask sets.
 
-# %%
+# %% tags=["hide-input"]
 specs = {s.name: s for s in ch.specs}
 
 
@@ -171,7 +171,7 @@ chapter.glue_values("made", {"first_run": first, "dataset": ch.data.name,
 # pixels). If the model copied its training set, samples would sit much closer to their
 # neighbours than held-out test images do; the histogram compares the two.
 
-# %%
+# %% tags=["hide-input"]
 chapter.show_samples(finished)
 chapter.glue_nearest_neighbour("made", records[first], ".0f")
 

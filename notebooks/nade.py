@@ -33,7 +33,7 @@ seed = 0  # the seed of the runs shown
 results_dir = None  # the profile's results (relative to the repository); None: results/<profile>
 data_dir = None  # None: $DENSITYBENCH_DATA, else <repo>/data
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 
 from densitybench import chapter, models
@@ -44,7 +44,7 @@ ch.folders
 # %% [markdown]
 # ## Data
 
-# %%
+# %% tags=["hide-input"]
 print(ch.describe())
 fig = ch.training_grid()
 plt.show()
@@ -58,7 +58,7 @@ plt.show()
 # (the suite checks the same for several sizes, and that the $2^D$ probabilities of a small
 # model sum to one).
 
-# %%
+# %% tags=["hide-input"]
 nade = models.create("nade", ch.data.image_shape, **ch.specs[0].hparams, init_seed=seed)
 print(nade)
 leak = chapter.future_leak(chapter.dependency_maps(chapter.perturb(nade, seed), ch.images("train", 1)))
@@ -77,7 +77,7 @@ assert leak == 0.0
 # (*patience*: no better validation NLL for that many epochs; *epoch cap*: the last epoch
 # reached; *time budget*: the budget spent): {glue:text}`nade_stops`.
 
-# %%
+# %% tags=["hide-input"]
 finished, records = ch.show_training()
 
 # %% [markdown]
@@ -85,7 +85,7 @@ finished, records = ch.show_training()
 #
 # Test NLL in nats (exact) with the standard error over test images, and bits per dimension.
 
-# %%
+# %% tags=["hide-input"]
 first = ch.show_results(records)
 
 # %% [markdown]
@@ -96,7 +96,7 @@ first = ch.show_results(records)
 # with the same distances for held-out test images (samples much closer than test images
 # would mean copying).
 
-# %%
+# %% tags=["hide-input"]
 ch.show_samples(finished)
 
 # %% [markdown]
@@ -105,7 +105,7 @@ ch.show_samples(finished)
 # An autoregressive model in raster order can fill in the bottom half of an image given the
 # top half exactly: it samples the hidden pixels from $p(\mathbf{x}_{\ge d} \mid \mathbf{x}_{<d})$.
 
-# %%
+# %% tags=["hide-input"]
 fig = ch.completion_figure([finished[first]], n_draws=3, title=f"{first}: completions of the hidden bottom half")
 plt.show()
 

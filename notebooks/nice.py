@@ -38,7 +38,7 @@ seed = 0  # the seed of the run to read
 results_dir = None  # the profile's results (relative to the repository); None: results/<profile>
 data_dir = None  # None: $DENSITYBENCH_DATA, else <repo>/data
 
-# %%
+# %% tags=["hide-input"]
 import copy
 import math
 
@@ -73,7 +73,7 @@ ch.settings(spec)
 # comparable with those of a discrete model of the same levels. The uniform density on
 # $[0, 1]^D$ scores $\mathrm{NLL}_{[0,1]} = 0$, i.e. $\log_2 K$ bits/dim: the number to beat.
 
-# %%
+# %% tags=["hide-input"]
 ds = ch.data
 K, D = ds.n_levels, ds.n_dims
 print(ch.describe())
@@ -100,7 +100,7 @@ chapter.glue_values("nice", {"dataset": ds.name, "n_levels": K, "n_dims": D, "un
 # initialisation: `inverse(forward(y))` must give `y` back, and the log-determinant the model
 # returns must equal $\log|\det J|$ of the Jacobian computed by automatic differentiation.
 
-# %%
+# %% tags=["hide-input"]
 nice = models.create("nice", ds.image_shape, init_seed=seed, **spec.hparams)  # untrained weights drawn from `seed`
 print(nice)
 print(f"{nice.n_params():,} parameters; prior {nice.prior}, partition {nice.partition}")
@@ -151,7 +151,7 @@ chapter.glue_values("nice", {"moved_shift": f"{moved_shift:.2f}", "moved_roundtr
 # from the profile's run store, where it is trained once (and resumed if it was interrupted);
 # this page only analyses it. The curves are in nats on $[0, 1]^D$, before the $D \ln K$ shift.
 
-# %%
+# %% tags=["hide-input"]
 run = ch.ensure_runs()[spec.name]
 r = run.record
 model = run.model().to(ch.device)
@@ -182,7 +182,7 @@ chapter.glue_values("nice", {
 # $D \ln 2$. "±" is the standard error over test images (the same in both nats columns: the
 # shift is a constant). The published number exists only for 8-bit MNIST.
 
-# %%
+# %% tags=["hide-input"]
 pub = r["anchor"]
 table = pd.DataFrame([{
     "run": spec.name, "likelihood": r["likelihood"],
@@ -225,7 +225,7 @@ chapter.glue_values("nice", {
 # $[0, 1]$); if the model copied its training set, samples would sit much closer to their
 # neighbours than held-out test images do, and the histogram compares the two.
 
-# %%
+# %% tags=["hide-input"]
 chapter.show_samples({spec.name: run}, named=False)
 
 # the record's samples, unclamped: the same generator and seed as the run's record
@@ -253,7 +253,7 @@ chapter.glue_values("nice", {
 # constant to both, the log-determinant $\sum_d s_d$ of the scaling, since the couplings
 # preserve volume.
 
-# %%
+# %% tags=["hide-input"]
 model.eval()
 n_enc = min(1000, ds.sizes()["test"])
 y_test = evaluate.model_input(model, ch.images("test", n_enc), K).to(model.device)

@@ -36,7 +36,7 @@ seed = 0  # the seed of the runs shown
 results_dir = None  # the profile's results (relative to the repository); None: results/<profile>
 data_dir = None  # None: $DENSITYBENCH_DATA, else <repo>/data
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import torch
 from myst_nb import glue
@@ -50,7 +50,7 @@ ch.folders
 # %% [markdown]
 # ## Data
 
-# %%
+# %% tags=["hide-input"]
 print(ch.describe())
 fig = ch.training_grid()
 plt.show()
@@ -66,7 +66,7 @@ plt.show()
 # no hole: every pixel before the centre within its field is seen (the field of any
 # convolutional network is bounded by its depth; checked below, pixel for pixel).
 
-# %%
+# %% tags=["hide-input"]
 hp = ch.spec("pixelcnn").hparams
 # the Gated PixelCNN of this profile, else one as wide and deep as its PixelCNN
 gated_hp = (ch.spec("gated_pixelcnn").hparams if "gated_pixelcnn" in {s.name for s in ch.specs} else
@@ -118,7 +118,7 @@ plt.show()
 # stopped (*patience*: no better validation NLL for that many epochs; *epoch cap*: the last
 # epoch reached; *time budget*: the budget spent): {glue:text}`pixelcnn_stops`.
 
-# %%
+# %% tags=["hide-input"]
 finished, records = ch.show_training()
 
 # %% [markdown]
@@ -126,7 +126,7 @@ finished, records = ch.show_training()
 #
 # Test NLL in nats (exact) with the standard error over test images, and bits per dimension.
 
-# %%
+# %% tags=["hide-input"]
 first = ch.show_results(records)
 
 # %% [markdown]
@@ -138,7 +138,7 @@ first = ch.show_results(records)
 # with the same distances for held-out test images (samples much closer than test images
 # would mean copying).
 
-# %%
+# %% tags=["hide-input"]
 ch.show_samples(finished)
 
 # %% [markdown]
@@ -150,7 +150,7 @@ ch.show_samples(finished)
 # split), two draws each; how far each model trained, and why it stopped, is in the training
 # section above.
 
-# %%
+# %% tags=["hide-input"]
 compared = [run for run in finished.values() if run.spec.model in ("pixelcnn", "gated_pixelcnn")]
 fig = ch.completion_figure(compared, n_draws=2,
                            title="the same test images: completions of the hidden bottom half by each model")

@@ -35,7 +35,7 @@ seed = 0  # the seed of the runs shown
 results_dir = None  # the profile's results (relative to the repository); None: results/<profile>
 data_dir = None  # None: $DENSITYBENCH_DATA, else <repo>/data
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import torch
 from myst_nb import glue
@@ -48,7 +48,7 @@ ch.folders
 # %% [markdown]
 # ## Data
 
-# %%
+# %% tags=["hide-input"]
 print(ch.describe())
 fig = ch.training_grid()
 plt.show()
@@ -64,7 +64,7 @@ plt.show()
 # rest of the past: the far left of its own row and the lower corners beside the triangle),
 # and the PixelCNN's field with its blind spot.
 
-# %%
+# %% tags=["hide-input"]
 x = ch.images("train", 1)
 H, W = ch.data.image_shape[1:]
 centre = (H // 2, W // 2)
@@ -107,7 +107,7 @@ glue("pixelrnn_seen", "; ".join(
 # stopped (*patience*: no better validation NLL for that many epochs; *epoch cap*: the last
 # epoch reached; *time budget*: the budget spent): {glue:text}`pixelrnn_stops`.
 
-# %%
+# %% tags=["hide-input"]
 finished, records = ch.show_training()
 
 # %% [markdown]
@@ -115,7 +115,7 @@ finished, records = ch.show_training()
 #
 # Test NLL in nats (exact) with the standard error over test images, and bits per dimension.
 
-# %%
+# %% tags=["hide-input"]
 first = ch.show_results(records)
 
 # %% [markdown]
@@ -127,7 +127,7 @@ first = ch.show_results(records)
 # with the same distances for held-out test images (samples much closer than test images
 # would mean copying).
 
-# %%
+# %% tags=["hide-input"]
 ch.show_samples(finished)
 
 # %% [markdown]
@@ -136,7 +136,7 @@ ch.show_samples(finished)
 # Each model fills in the bottom half of test images given the top half, sampling the hidden
 # pixels from $p(\mathbf{x}_{\ge d} \mid \mathbf{x}_{<d})$.
 
-# %%
+# %% tags=["hide-input"]
 fig = ch.completion_figure(list(finished.values()), title="completions of the hidden bottom half")
 plt.show()
 

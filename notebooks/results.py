@@ -33,7 +33,7 @@ device = "cpu"  # unused: this notebook only reads records
 data_dir = None
 seed = 0  # the seed whose samples are shown (the tables hold every seed of the plan)
 
-# %%
+# %% tags=["hide-input"]
 import pandas as pd
 from IPython.display import display
 from myst_nb import glue
@@ -67,7 +67,7 @@ print("runs of the plan not finished (not tabulated):",
 # training), *converged* or *iteration cap* (EM). "Ours − published" is given only for a run
 # that ended by patience or convergence; any other says why there is no comparison.
 
-# %%
+# %% tags=["hide-input"]
 table = report.nll_table(records)
 table.to_csv(out / "results.csv", index=False)
 key = list(report.KEY_COLUMNS)
@@ -85,7 +85,7 @@ display(table.loc[~binary, key].set_index("model"))
 # (the window's, not the model's), biased and very sensitive to the width $\sigma$ and the
 # number of samples {cite}`theis2016note`. It is kept out of every likelihood column.
 
-# %%
+# %% tags=["hide-input"]
 parzen = report.parzen_table(records)
 display(parzen.set_index("model") if len(parzen) else "no Parzen estimate in this profile")
 
@@ -96,7 +96,7 @@ display(parzen.set_index("model") if len(parzen) else "no Parzen estimate in thi
 # bits per dimension of the same integer-level test images (the argument is on the
 # [grey levels page](levels.ipynb)).
 
-# %%
+# %% tags=["hide-input"]
 for name in sorted({r["dataset"] for r in records} - set(BINARY)):
     bits = report.bits_table(seed_records, name)
     if len(bits):
@@ -106,7 +106,7 @@ for name in sorted({r["dataset"] for r in records} - set(BINARY)):
 # %% [markdown]
 # ## Published numbers and protocol differences
 
-# %%
+# %% tags=["hide-input"]
 pd.set_option("display.max_colwidth", None)
 compared = table[table["published"] != "—"]
 display(compared[["model", "published", "source of published", "protocol differences"]].set_index("model"))
@@ -118,7 +118,7 @@ display(compared[["model", "published", "source of published", "protocol differe
 # panel holds the first 36 samples of one run (drawn with the run's seed, not selected). Each
 # model's page has its nearest-neighbour check.
 
-# %%
+# %% tags=["hide-input"]
 import numpy as np
 import matplotlib.pyplot as plt
 from densitybench import plots
@@ -145,7 +145,7 @@ plt.show()
 # A checkpoint over the committed size stays in the run store where it was trained; one marked
 # "not kept" was not saved; the run's spec rebuilds either.
 
-# %%
+# %% tags=["hide-input"]
 display(report.provenance_table(records).set_index("run"))
 
 # %% [markdown]
@@ -155,7 +155,7 @@ display(report.provenance_table(records).set_index("run"))
 # time its runs took here (the sum of their recorded training seconds, every seed; sampling and
 # evaluation come on top). [Cite and reproduce](../cite.md) says how to set up and get the data.
 
-# %%
+# %% tags=["hide-input"]
 per_chapter = {}
 for r in records:
     chapter_name = (r.get("spec") or {}).get("chapter", "—")

@@ -39,7 +39,7 @@ results_dir = None  # the profile's results (relative to the repository); None: 
 data_dir = None  # None: $DENSITYBENCH_DATA, else <repo>/data
 train_missing = True  # train the plan's runs not finished in the store (False: judge only the finished ones)
 
-# %%
+# %% tags=["hide-input"]
 import json
 import math
 import time
@@ -75,7 +75,7 @@ cfg
 # (`judge_samples.npy`) if it stored enough, and is otherwise listed as not judged, as is a run
 # not finished in the store.
 
-# %%
+# %% tags=["hide-input"]
 datasets = {}
 
 
@@ -115,7 +115,7 @@ display(pd.DataFrame(timings).set_index("run").round(5) if timings else "no mode
 # with its binomial standard error. These features are not Inception's: the Fréchet distance
 # below is "FID with digit features" and is not comparable with any published FID.
 
-# %%
+# %% tags=["hide-input"]
 clf_ds = dataset(cfg["classifier_dataset"])
 t0 = time.perf_counter()
 classifier, clf_rec = embedding.train_classifier(clf_ds, epochs=cfg["classifier_epochs"], shift=cfg["classifier_shift"],
@@ -156,7 +156,7 @@ _ = torch.set_grad_enabled(False)  # from here on nothing is trained
 # {glue:text}`samples_n_real` held-out test images of its own dataset: binary models with the
 # binary test images they were trained to model, grey and continuous ones with the grey ones.
 
-# %%
+# %% tags=["hide-input"]
 judged_datasets = {name: dataset(name) for name in {records[r]["dataset"] for r in sample_sets}}
 refs, rows = judging.references(classifier, judged_datasets, n_real=cfg["n_real"], n_judge=cfg["n_judge"],
                                 n_cells=cfg["n_cells"], n_boot=cfg["n_boot"], seed=seed)
@@ -181,12 +181,12 @@ glue("samples_n_real", f"{cfg['n_real']:,}", display=False)
 # Standard errors: bootstrap over samples (FD also over the real images; label entropy;
 # $C_T$; distance quantiles), binomial for precision, recall and the C2ST accuracy.
 
-# %%
+# %% tags=["hide-input"]
 rows.update(judging.judge_sets(sample_sets, records, refs, n_boot=cfg["n_boot"], seed=seed))
 order = sorted(rows, key=lambda k: (rows[k]["dataset"], rows[k]["kind"] != "reference", k))
 table = judging.table({k: rows[k] for k in order})
 display(table)
-(out / "samples.json").write_text(json.dumps({
+_ = (out / "samples.json").write_text(json.dumps({
     "classifier": {k: v for k, v in clf_rec.items() if k != "history"},
     "config": cfg, "not_judged": not_judged,
     "rows": {k: {m: v for m, v in r.items() if m not in ("nn_distances", "nn_index")} for k, r in rows.items()},
@@ -199,7 +199,7 @@ display(table)
 # The classifier's label histogram of each model's samples, beside that of real images: a
 # model that drops a digit shows a gap here long before its likelihood says anything.
 
-# %%
+# %% tags=["hide-input"]
 names = [k for k in order if rows[k]["kind"] != "reference" or "real" in k]
 hist = np.array([rows[k]["label_histogram"] for k in names], float)
 hist /= hist.sum(1, keepdims=True)
@@ -220,7 +220,7 @@ plt.show()
 # (lower row), and the distribution of those distances beside that of held-out real images. A
 # model that copies puts its samples at distance near 0, closer than real test images are.
 
-# %%
+# %% tags=["hide-input"]
 panels = {}
 for run in sample_sets:
     r, ref = rows[run], refs[records[run]["dataset"]]
@@ -253,7 +253,7 @@ plt.show()
 # binary images, its GAN and NICE grey ones, as ours do), so each model is measured against
 # real images of its own kind.
 
-# %%
+# %% tags=["hide-input"]
 human = {"GAN": ("gan", 2.3), "VAE": ("vae", 2.5), "real data": (None, 2.5), "MADE": ("made-1mask", 3.4),
          "NICE": ("nice", 3.5)}
 # the real-data row of the GAN's dataset (grey images, as the thesis's raters saw), else any
@@ -289,7 +289,7 @@ glue("samples_rank_missing", ", ".join(missing) if missing else "none", display=
 # hidden, by sampling the hidden pixels from its conditionals. The same test images for every
 # model of a dataset; the truth and the visible half first.
 
-# %%
+# %% tags=["hide-input"]
 for name in sorted({records[r]["dataset"] for r in loaded}):
     ds = dataset(name)
     H, W = ds.image_shape[-2:]
@@ -315,7 +315,7 @@ for name in sorted({records[r]["dataset"] for r in loaded}):
 # that the classifier reads as a 3 and as an 8, then as a 1 and as a 7. A smooth walk through plausible digits says the latent space is organised; a
 # walk through noise says it is not.
 
-# %%
+# %% tags=["hide-input"]
 steps = torch.linspace(0, 1, 8)[:, None]
 
 
@@ -354,7 +354,7 @@ else:
 # validation images from $\sigma \in$ `logspace(-1, 0, 10)`, and the test images dequantized as
 # in the GAN chapter:
 
-# %%
+# %% tags=["hide-input"]
 gan_runs = [r for r in loaded if records[r]["likelihood"] == "estimate"]  # a Parzen estimate: the GAN
 if gan_runs:
     gan = loaded[gan_runs[0]]
@@ -401,7 +401,7 @@ else:
 #
 # ## What we learned
 
-# %%
+# %% tags=["hide-input"]
 def pm(run, key, d=3):
     r = rows[run]
     return f"{r[key]:.{d}f} ± {r[key + '_se']:.{d}f}"

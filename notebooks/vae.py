@@ -38,7 +38,7 @@ seed = 0  # the seed of the runs to read
 results_dir = None  # the profile's results (relative to the repository); None: results/<profile>
 data_dir = None  # None: $DENSITYBENCH_DATA, else <repo>/data
 
-# %%
+# %% tags=["hide-input"]
 import math
 
 import matplotlib.pyplot as plt
@@ -60,7 +60,7 @@ pd.DataFrame([{"run": s.folder, "key": s.key, "dataset": s.dataset, **s.hparams}
 # %% [markdown]
 # ## Data
 
-# %%
+# %% tags=["hide-input"]
 ds = ch.data
 print(ch.describe())
 fig = ch.training_grid()
@@ -76,7 +76,7 @@ plt.show()
 # number of importance samples, $\mathcal{L}_1 \le \mathcal{L}_{10} \le \mathcal{L}_{100}$; and processing the
 # $k$ samples in chunks (to bound memory) changes nothing but the memory.
 
-# %%
+# %% tags=["hide-input"]
 hp = main_spec.hparams
 vae = models.create("vae", ds.image_shape, init_seed=seed, **hp)  # untrained weights drawn from `seed`
 print(vae)
@@ -122,7 +122,7 @@ with torch.no_grad():
 # Both runs are read from the profile's run store, where each is trained once (and resumed if it was
 # interrupted); this page only analyses them. {glue:text}`vae_stop`
 
-# %%
+# %% tags=["hide-input"]
 finished = ch.ensure_runs()
 records = chapter.records(finished)
 for name, r in records.items():
@@ -160,7 +160,7 @@ glue("vae_stop", " ".join(
 # NLL; the true NLL lies below both. The published number, where there is one, was made under a different
 # protocol, stated under the table.
 
-# %%
+# %% tags=["hide-input"]
 rows = []
 for run, r in records.items():
     pub = r["anchor"]
@@ -211,7 +211,7 @@ chapter.glue_values("vae", {
 # the number of the results table. The grey line is the negative ELBO with the analytic KL, whose expectation
 # equals $-\mathcal{L}_1$.
 
-# %%
+# %% tags=["hide-input"]
 model = finished["vae"].model().to(ch.device)
 x_k = ch.data.split("test").to(model.device)  # every test image: the images of the recorded bound
 ks = sorted(k for k in (1, 10, 100) if k < hp["k_eval"])
@@ -256,7 +256,7 @@ glue("vae_k_monotone", "decreases at every step, as the ordering of the bounds r
 # the number of differing pixels). If the model copied its training set, samples would sit much closer to
 # their neighbours than held-out test images do; the histogram compares the two.
 
-# %%
+# %% tags=["hide-input"]
 chapter.show_samples(finished)
 chapter.glue_nearest_neighbour("vae", records["vae"], ".0f")
 
@@ -269,7 +269,7 @@ chapter.glue_nearest_neighbour("vae", records["vae"], ".0f")
 # points $\mathbf{z}$ spaced evenly in probability under the prior, $\Phi^{-1}$ of an even grid in
 # $(0.05, 0.95)$ along each axis.
 
-# %%
+# %% tags=["hide-input"]
 vae2 = finished["vae-2d"].model().to(ch.device)
 ds2 = ds if map_spec.dataset == ds.name else data.load(map_spec.dataset, data_dir)
 assert ds2.labels is not None, f"{ds2.name} has no labels to colour the latent map with"

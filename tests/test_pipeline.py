@@ -79,6 +79,25 @@ def test_book_builds_with_warnings_as_errors(smoke_run, tmp_path):
     # glued values are rendered in the prose, and no role is left unresolved
     text = " ".join(re.sub(r"<[^>]+>", " ", made).split())
     assert "{glue:text}" not in text and "minibatches of 100 images" in text
+    # no page shows a stderr stream (progress bars, warnings, logs), an unresolved glue role or an
+    # unhidden code input
+    for page in sorted((src / "_build" / "html" / "book" / "executed").glob("*.html")):
+        html = page.read_text()
+        assert "output stderr" not in html and "{glue:" not in html, page.name
+        inputs = len(re.findall(r'class="cell_input', html))
+        hidden = len(re.findall(r'class="cell tag_(?:hide-input|remove-input)', html))
+        assert inputs <= hidden, f"{page.name}: {inputs} code inputs, {hidden} hidden"
+
+
+def test_every_code_cell_of_a_page_hides_its_input():
+    """The book is read for its results: code is folded away (``hide-input``, a click shows it)
+    or left out (``remove-input``); the parameters cell is removed from the page."""
+    for nb in sorted((paths.REPO_ROOT / "notebooks").glob("*.py")):
+        cells = [line for line in nb.read_text().splitlines() if re.match(r"# %%( |$)", line)
+                 and "[markdown]" not in line]
+        assert cells, nb.name
+        for line in cells:
+            assert re.search(r'"(hide-input|remove-input|parameters)"', line), f"{nb.name}: {line!r}"
 
 
 def test_profiles_name_their_notebooks():

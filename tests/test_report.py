@@ -120,3 +120,20 @@ def test_a_model_worse_than_the_uniform_distribution_is_flagged():
     assert table.loc["bad", "flag"] == "worse than the uniform distribution (1 bits/dim)"
     levels = {"bits_per_dim": 9.12, "n_levels": 256}
     assert report.worse_than_uniform(levels) and not report.worse_than_uniform({**levels, "bits_per_dim": 7.9})
+
+
+def test_the_bits_table_says_why_each_run_stopped_and_leaves_estimates_out():
+    recs = [record(0, 400.0, stop="time_budget", improving=True, entry="a"), record(0, 300.0, entry="b"),
+            {**record(0, 200.0, entry="parzen"), "likelihood": "estimate"}]
+    recs[1]["anchor"] = {"key": "k", "value": 0.5, "unit": "bits/dim", "source": "s", "kind": "tutorial"}
+    table = report.bits_table(recs, "d")
+    assert list(table["model"]) == ["MADE", "MADE"] and len(table) == 2  # sorted by bits/dim, no estimate
+    assert list(table["stopped by"]) == ["patience", "time budget, still improving"]
+    assert list(table["published (bits/dim)"]) == ["0.50 (tutorial)", "—"]
+
+
+def test_a_published_number_not_from_the_models_authors_is_labelled():
+    rec = record(0, 90.0)
+    rec["anchor"] = {"key": "k", "value": 80.1, "unit": "nats", "source": "s", "kind": "reimplementation"}
+    assert report.nll_table([rec]).iloc[0]["published"] == "80.10 nats (reimplementation)"
+    assert report.nll_table([record(0, 90.0)]).iloc[0]["published"] == "88.00 nats"

@@ -123,9 +123,9 @@ def get(key: str | None) -> dict | None:
     return {"key": key, **ANCHORS[key]}
 
 
-def published_label(anchor: dict) -> str:
-    """An anchor's value and unit as a table shows it, with who made it when not the model's
-    authors: ``"80.10 nats (reimplementation)"``."""
-    text = f"{anchor['value']:.2f} {anchor['unit']}"
+def published_label(anchor: dict, unit: bool = True) -> str:
+    """An anchor's value (and ``unit``) as a table shows it, with who made it when not the
+    model's authors: ``"80.10 nats (reimplementation)"``."""
+    text = f"{anchor['value']:.2f}" + (f" {anchor['unit']}" if unit else "")
     kind = anchor.get("kind", "paper")
     return text if kind == "paper" else f"{text} ({kind})"

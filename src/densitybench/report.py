@@ -300,14 +300,15 @@ def bits_table(records: list[dict], dataset: str) -> pd.DataFrame:
             "likelihood": r["likelihood"] if not continuous else f"{r['likelihood']} (dequantization bound)",
             "bits/dim": _pm(r["bits_per_dim"], r.get("bits_per_dim_se"), 4),
             "test NLL (nats)": _pm(r["test_nll_nats"], r["test_nll_se"], 1),
-            "published (bits/dim)": f"{a['value']:.2f}" if a and a["unit"] == "bits/dim" else "—",
+            "published (bits/dim)": anchors.published_label(a, unit=False) if a and a["unit"] == "bits/dim" else "—",
+            "stopped by": stopped_by(r),
             "parameters": r["n_params"],
             "train (s)": round(r["train_seconds"], 1),
             "_bpd": r["bits_per_dim"],
         })
     if not rows:
         return pd.DataFrame(columns=["model", "density", "likelihood", "bits/dim", "test NLL (nats)",
-                                     "published (bits/dim)", "parameters", "train (s)"])
+                                     "published (bits/dim)", "stopped by", "parameters", "train (s)"])
     return pd.DataFrame(rows).sort_values("_bpd").drop(columns="_bpd").reset_index(drop=True)
 
 
