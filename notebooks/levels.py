@@ -118,7 +118,8 @@ plt.show()
 # Lower is better; "±" is the standard error over test images; a uniform model scores
 # {glue:text}`levels_uniform_bpd` bits/dim. The GAN's Parzen number is not a likelihood of the
 # model and is left out. Why those runs stopped, and their training time:
-# {glue:text}`levels_other_stops`.
+# {glue:text}`levels_other_stops`. The table as CSV:
+# {download}`levels_bits_per_dim.csv <levels_bits_per_dim.csv>`.
 
 # %% tags=["hide-input"]
 continuous = [s for other in ("nice", "pca_gmm") for s in ch.profile.specs(chapter=other)
@@ -129,11 +130,12 @@ glue("levels_other_stops", "; ".join(
     + (f" (budget {r.spec.train['max_seconds']:g} s)" if r.spec.train["max_seconds"] else "")
     for name, r in others.items()) or "none", display=False)
 table = report.bits_table([*records.values(), *(r.record for r in others.values())], ds.name)
-table.to_csv(ch.results / f"bits_per_dim_{ds.name}.csv", index=False)
+table.to_csv(ch.results / "levels_bits_per_dim.csv", index=False)
 pd.set_option("display.max_colwidth", None)
 display(table.set_index("model"))
 level_records = [r for r in [*records.values(), *(r.record for r in others.values())]
-                 if r["dataset"] == ds.name and r["likelihood"] in ("exact", "bound") and r.get("bits_per_dim") is not None]
+                 if r["dataset"] == ds.name and r["likelihood"] in ("exact", "bound")
+                 and r.get("bits_per_dim") is not None]
 best_record = min(level_records, key=lambda r: r["bits_per_dim"])
 cut_short = [r for r in level_records if not report.converged(r)]
 chapter.glue_values("levels", {

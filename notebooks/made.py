@@ -86,7 +86,9 @@ assert leak == 0.0
 # the connectivity-agnostic run (mask sets cycled every {glue:text}`made_resample_every` steps)
 # share every other setting. Why each run stopped (*patience*: no better validation NLL for
 # that many epochs; *epoch cap*: the last epoch reached; *time budget*: the budget spent):
-# {glue:text}`made_stops`.
+# {glue:text}`made_stops`. This page shows seed 0; the test NLL over the seeds of the entries
+# run with several (the [results page](results.ipynb) tabulates every seed):
+# {glue:text}`made_seeds`.
 
 # %% tags=["hide-input"]
 finished = ch.ensure_runs()

@@ -75,7 +75,9 @@ assert leak == 0.0
 # {glue:text}`nade_budget`, stopping when the validation NLL has not improved for
 # {glue:text}`nade_patience` epochs and keeping the best epoch's weights. Why each run stopped
 # (*patience*: no better validation NLL for that many epochs; *epoch cap*: the last epoch
-# reached; *time budget*: the budget spent): {glue:text}`nade_stops`.
+# reached; *time budget*: the budget spent): {glue:text}`nade_stops`. This page shows seed 0;
+# the test NLL over the seeds of the entries run with several (the [results page](results.ipynb)
+# tabulates every seed): {glue:text}`nade_seeds`.
 
 # %% tags=["hide-input"]
 finished, records = ch.show_training()

@@ -19,8 +19,10 @@
 # stopped, and the published number it should be compared with, with a statement of where
 # the two protocols differ. A number worse than the published one is shown as it is; a number
 # whose training was cut short by a budget or a cap is set beside no published number. The
-# page shows the key columns; the full table, with every column, is written as `results.csv`
-# in the profile's results folder, beside its runs.
+# page shows the key columns; the full table, with every column (parameters, training time,
+# epochs, sampling time, the source of each published number and where the protocols differ),
+# is {download}`results.csv <results.csv>`, written in the profile's results folder beside
+# its runs.
 #
 # This page trains nothing: it reads the runs of the profile's plan that are finished in its
 # run store (a run without its `metrics.json` is partial and is not tabulated). The runs of
@@ -35,7 +37,7 @@ seed = 0  # the seed whose samples are shown (the tables hold every seed of the 
 
 # %% tags=["hide-input"]
 import pandas as pd
-from IPython.display import display
+from IPython.display import HTML, display
 from myst_nb import glue
 
 from densitybench import paths, report
@@ -123,16 +125,18 @@ import numpy as np
 import matplotlib.pyplot as plt
 from densitybench import plots
 
+import textwrap
+
 shown_runs = [run for run in finished if run.record["seed"] == seed]
-n_cols = min(len(shown_runs), 5)
+n_cols = min(len(shown_runs), 4)  # four panels a row stay legible at the page's width
 n_rows = -(-len(shown_runs) // n_cols)
-fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.2 * n_cols, 3.6 * n_rows), squeeze=False)
+fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.6 * n_cols, 3.2 * n_rows), squeeze=False)
 for ax in axes.flat[len(shown_runs):]:
     ax.axis("off")
 for ax, run in zip(axes.flat, shown_runs):
     r = run.record
-    plots.image_grid(np.load(run.path("samples.npy")).astype(np.float32)[:36], title=r["label"], ax=ax)
-    ax.set_title(f"{r['label']}\n{r['dataset']}", fontsize=8)
+    plots.image_grid(np.load(run.path("samples.npy")).astype(np.float32)[:36], ax=ax)
+    ax.set_title(textwrap.fill(r["label"], 30) + f"\n{r['dataset']}", fontsize=10)
 fig.tight_layout()
 plt.show()
 
@@ -140,13 +144,16 @@ plt.show()
 # ## Provenance
 #
 # Each number was produced by the run below: its seed, the commit of the code, the device
-# and the torch version (the full record, with the configuration and package versions, is in
-# `runs/<run>/metrics.json`, its settings in `runs/<run>/spec.json`, whose key the table gives).
+# and the torch version. Each run's name links to its full record, `metrics.json` (the numbers,
+# the training history, the configuration and package versions), published with the book;
+# its settings are in `spec.json` beside it, whose key the table gives.
 # A checkpoint over the committed size stays in the run store where it was trained; one marked
 # "not kept" was not saved; the run's spec rebuilds either.
 
 # %% tags=["hide-input"]
-display(report.provenance_table(records).set_index("run"))
+provenance = report.provenance_table(records)
+provenance.insert(0, "record", [report.record_link(r, profile) for r in records])
+display(HTML(provenance.drop(columns="run").to_html(index=False, escape=False)))
 
 # %% [markdown]
 # ## Reproducing each chapter

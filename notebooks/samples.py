@@ -108,7 +108,7 @@ display(pd.DataFrame(timings).set_index("run").round(5) if timings else "no mode
 #
 # A small CNN ({glue:text}`samples_clf_params` parameters: two 3×3 convolutions, max-pooling,
 # a 128-unit layer whose activations are the features, a linear read-out) learns the labelled
-# grey digits of `{glue:text}`samples_clf_dataset``; half of its training images are binarized on
+# grey digits of {glue:text}`samples_clf_dataset`; half of its training images are binarized on
 # the fly, $x \sim \mathrm{Bernoulli}(\text{level}/(K-1))$, so that the same features describe
 # binary and grey images; {glue:text}`samples_clf_recipe`. Early stopping on the validation
 # accuracy; the test accuracy comes

@@ -120,7 +120,9 @@ with torch.no_grad():
 # was trained on {glue:text}`vae_2d_dataset`.
 #
 # Both runs are read from the profile's run store, where each is trained once (and resumed if it was
-# interrupted); this page only analyses them. {glue:text}`vae_stop`
+# interrupted); this page only analyses them. {glue:text}`vae_stop` This page shows seed 0; the
+# bound $-\mathcal{L}_k$ over the seeds of the entries run with several (the
+# [results page](results.ipynb) tabulates every seed): {glue:text}`vae_seeds`.
 
 # %% tags=["hide-input"]
 finished = ch.ensure_runs()
@@ -145,6 +147,7 @@ chapter.glue_values("vae", {
     "warmup_epochs": f"{warmup_epochs:g}" if warmup_epochs == round(warmup_epochs) else f"{warmup_epochs:.1f}",
     "2d_dataset": map_spec.dataset,
 })
+chapter.glue_values("vae", {"seeds": report.seeds_phrase(ch.profile, ch.store, "vae")})
 glue("vae_stop", " ".join(
     f"Run {name} ran {r['epochs']} epochs in {r['train_seconds']:.0f} s and stopped "
     f"{report.stop_clause(r, specs[name].train, 'validation negative ELBO')}; "

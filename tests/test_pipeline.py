@@ -75,6 +75,14 @@ def test_book_builds_with_warnings_as_errors(smoke_run, tmp_path):
     assert index.is_file()
     results = (src / "_build" / "html" / "book" / "executed" / "results.html").read_text()
     assert "test NLL (nats)" in results and "made-1mask" in results
+    # each run's record is published with the book, where the results page's link points, and
+    # the full table is offered for download
+    links = re.findall(r'href="\.\./\.\./(smoke/runs/[^"]+/metrics\.json)"', results)
+    assert len(links) == len(set(links)) >= 10
+    for link in links:
+        published = json.loads((src / "_build" / "html" / link).read_text())
+        assert published == json.loads((smoke_run.parent / link).read_text())
+    assert re.search(r'href="[^"]*results\.csv"', results)
     made = (src / "_build" / "html" / "book" / "executed" / "made.html").read_text()
     # glued values are rendered in the prose, and no role is left unresolved
     text = " ".join(re.sub(r"<[^>]+>", " ", made).split())

@@ -137,3 +137,18 @@ def test_a_published_number_not_from_the_models_authors_is_labelled():
     rec["anchor"] = {"key": "k", "value": 80.1, "unit": "nats", "source": "s", "kind": "reimplementation"}
     assert report.nll_table([rec]).iloc[0]["published"] == "80.10 nats (reimplementation)"
     assert report.nll_table([record(0, 90.0)]).iloc[0]["published"] == "88.00 nats"
+
+
+def test_a_page_states_what_its_entries_seeds_give(tmp_path):
+    prof = runs.load_profile("smoke")
+    entry = dict(prof.runs["mob_k2"], seeds=[0, 1, 2])
+    prof.runs["mob_k2"] = entry
+    store = tmp_path / "runs"
+    assert report.seeds_phrase(prof, store, "pca_gmm").endswith("0 of its 3 seeds finished")
+    recs = [runs.ensure(s, store, device="cpu").record for s in prof.specs(names=["mob_k2"])]
+    text = report.seeds_phrase(prof, store, "pca_gmm")
+    mean, se = report.over_seeds(recs, "test_nll_nats")
+    assert text.startswith(f"{entry['label']}: {mean:.2f} ± {se:.2f} across seeds ")
+    for r in recs:
+        assert f"{r['test_nll_nats']:.2f} (seed {r['seed']}, iteration cap)" in text
+    assert report.seeds_phrase(prof, store, "made") == "every run of this page has one seed"

@@ -165,10 +165,12 @@ class Chapter:
 
     def glue_training(self, finished: dict[str, runs.Run]) -> dict[str, dict]:
         """Glue the training settings the chapter's runs share and why each stopped
-        (:func:`densitybench.report.glue_training`, prefixed with the chapter's name); return
-        the runs' records (:func:`records`)."""
+        (:func:`densitybench.report.glue_training`, prefixed with the chapter's name) and what
+        the seeds of its entries give (``<chapter>_seeds``: :func:`densitybench.report.seeds_phrase`);
+        return the runs' records (:func:`records`)."""
         recs = records(finished)
         report.glue_training(self.name, self.specs, recs)
+        glue_values(self.name, {"seeds": report.seeds_phrase(self.profile, self.store, self.name)})
         return recs
 
     def show_training(self, number: str = "test NLL") -> tuple[dict[str, runs.Run], dict[str, dict]]:

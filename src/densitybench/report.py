@@ -7,6 +7,7 @@ tabulated) and says which are not.
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import os
@@ -276,6 +277,14 @@ def provenance_table(records: list[dict]) -> pd.DataFrame:
     } for r in records])
 
 
+def record_link(record: dict, profile: str) -> str:
+    """An HTML link from a page of the book to the run's published ``metrics.json`` (the book
+    publishes every record at ``<profile>/runs/<run>/``, its path in the repository under
+    ``results/``)."""
+    run = html.escape(record["run"])
+    return f'<a href="../../{html.escape(profile)}/runs/{run}/metrics.json">{run}</a>'
+
+
 def _checkpoint(ck: dict) -> str:
     if not ck.get("path"):
         return "not kept"
@@ -369,6 +378,29 @@ def glue_training(prefix: str, specs, records: dict[str, dict]) -> dict:
     for k, v in values.items():
         glue(f"{prefix}_{k}", v, display=False)
     return values
+
+
+def seeds_phrase(profile, store, chapter: str, value: str = "test_nll_nats") -> str:
+    """What the seeds of a chapter's entries give: for each entry of ``profile`` (a
+    :class:`~densitybench.runs.Profile`) in ``chapter`` with several seeds, the mean of
+    ``value`` over its finished seeds with the standard error across them, the seeds' own
+    numbers and how each stopped; a page shows one seed, the results page every one."""
+    from . import runs
+
+    parts = []
+    for name, entry in profile.runs.items():
+        seeds = entry.get("seeds", [0])
+        if entry.get("chapter") != chapter or len(seeds) < 2:
+            continue
+        recs = [runs.Run(runs.run_dir(s, store)).record for s in profile.specs(names=[name])
+                if s.name == name and runs.status(s, store)["status"] == "done"]
+        if len(recs) < 2:
+            parts.append(f"{entry.get('label') or name}: {len(recs)} of its {len(seeds)} seeds finished")
+            continue
+        mean, se = over_seeds(recs, value)
+        each = ", ".join(f"{r[value]:.2f} (seed {r['seed']}, {r['stop_reason'].replace('_', ' ')})" for r in recs)
+        parts.append(f"{entry.get('label') or name}: {mean:.2f} ± {se:.2f} across seeds {each}")
+    return "; ".join(parts) if parts else "every run of this page has one seed"
 
 
 def limit_phrase(train: dict) -> str:

@@ -304,7 +304,8 @@ def run(
 
 
 def stage_book(profile: str, results_root=None, source_root=None) -> Path:
-    """Copy the executed notebooks of ``profile`` to ``<source>/book/executed/`` (where the ToC points).
+    """Copy the executed notebooks of ``profile`` to ``<source>/book/executed/`` (where the ToC
+    points), with the tables the pages wrote (``*.csv``), which the pages offer for download.
 
     A notebook not yet executed under ``profile`` gets a one-cell page saying so and how to
     execute it (with a warning here), so the rest of the book still builds; a profile with no
@@ -343,7 +344,23 @@ def stage_book(profile: str, results_root=None, source_root=None) -> Path:
             # a fresh file (new modification time), so the builder never serves a stale page
             page = publishable(nbformat.read(src / f"{n}.ipynb", as_version=4))
             nbformat.write(page, dst / f"{n}.ipynb")
+    for table in sorted(src.glob("*.csv")):  # the full tables, offered for download beside the pages
+        shutil.copyfile(table, dst / table.name)
+    # every run's record and spec, published with the book at <profile>/runs/<run>/ (its path in
+    # the repository under results/; ``html_extra_path``, whose copy skips the ``exclude_patterns``
+    # of the book, "results" among them), where the results page links each number
+    records = dst / RECORDS_DIR / profile / "runs"
+    records.mkdir(parents=True)
+    for metrics in sorted((src / "runs").glob("*/metrics.json")):
+        (records / metrics.parent.name).mkdir()
+        for name in ("metrics.json", "spec.json"):
+            if (metrics.parent / name).is_file():
+                shutil.copyfile(metrics.parent / name, records / metrics.parent.name / name)
     return dst
+
+
+#: the folder of ``book/executed`` whose content the book publishes as is, at the site's root
+RECORDS_DIR = "records"
 
 
 #: the cell tags of the parameters cell and of the cell papermill injects after it
