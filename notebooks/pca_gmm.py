@@ -146,11 +146,10 @@ finished.update(ch.ensure_runs(mob_specs))
 for spec in mob_specs:
     K = spec.hparams["n_components"]
     rk = finished[spec.name].record
-    print(f"K={K}: {rk['epochs']} EM iterations ({rk['stop_reason']}), test NLL {rk['test_nll_nats']:.2f} "
-          f"± {rk['test_nll_se']:.2f}")
-    stops.append(f"For K = {K}, {rk['epochs']} of at most {spec.hparams['max_iter']} iterations were run in "
+    print(f"{spec.folder} (K={K}): {rk['epochs']} EM iterations ({rk['stop_reason']}), test NLL "
+          f"{rk['test_nll_nats']:.2f} ± {rk['test_nll_se']:.2f}")
+    stops.append(f"{rk['label']}: {rk['epochs']} of at most {spec.hparams['max_iter']} iterations were run in "
                  f"{rk['train_seconds']:.2g} s, and {em_stop[rk['stop_reason']]}.")
-    glue(f"mob_k{K}_nll", f"{rk['test_nll_nats']:.2f}", display=False)
 glue("mob_stop", " ".join(stops), display=False)
 glue("mob_seeds", report.seeds_phrase(ch.profile, ch.store, "pca_gmm"), display=False)
 
