@@ -147,35 +147,43 @@ chapter.glue_values("gan", {
 })
 
 # %% [markdown]
-# Both losses are averaged over each epoch's steps. While $D$ cannot tell the two kinds of
-# images apart ($D = 1/2$ everywhere), its loss is $2 \ln 2$ and the generator's $\ln 2$ (dotted).
-# The right panel is the early-stopping criterion; the dashed line marks the epoch whose weights
-# were kept.
+# Where the run kept them, both losses averaged over each epoch's steps (left). While $D$
+# cannot tell the two kinds of images apart ($D = 1/2$ everywhere), its loss is $2 \ln 2$ and
+# the generator's $\ln 2$ (dotted). The last panel is the early-stopping criterion; the dashed
+# line marks the epoch whose weights were kept. {glue:text}`gan_losses`
 
 # %% tags=["hide-input"]
-trace = run.artifacts()["loss_trace"]  # (steps, 2): discriminator, generator
-steps = math.ceil(ds.sizes()["train"] / tr["batch_size"])
-n_ep = len(trace) // steps
-per_epoch = trace[: n_ep * steps].reshape(n_ep, steps, 2).mean(1)
-ep = np.arange(1, n_ep + 1)
+trace = run.artifacts().get("loss_trace")  # (steps, 2): discriminator, generator; absent from older runs
 hist = rec["history"]
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
-ax1.plot(ep, per_epoch[:, 0], label="discriminator")
-ax1.plot(ep, per_epoch[:, 1], label="generator (non-saturating)")
-ax1.axhline(2 * math.log(2), color="C0", ls=":", lw=1)
-ax1.axhline(math.log(2), color="C1", ls=":", lw=1)
-ax1.set(xlabel="epoch", ylabel="loss (nats), mean over the epoch", title="Adversarial losses during training")
+fig, axes = plt.subplots(1, 2 if trace is not None else 1, figsize=(10 if trace is not None else 5, 3.5),
+                         squeeze=False)
+ax2 = axes[0, -1]
+if trace is not None:
+    steps = math.ceil(ds.sizes()["train"] / tr["batch_size"])
+    n_ep = len(trace) // steps
+    per_epoch = trace[: n_ep * steps].reshape(n_ep, steps, 2).mean(1)
+    ep = np.arange(1, n_ep + 1)
+    ax1 = axes[0, 0]
+    ax1.plot(ep, per_epoch[:, 0], label="discriminator")
+    ax1.plot(ep, per_epoch[:, 1], label="generator (non-saturating)")
+    ax1.axhline(2 * math.log(2), color="C0", ls=":", lw=1)
+    ax1.axhline(math.log(2), color="C1", ls=":", lw=1)
+    ax1.set(xlabel="epoch", ylabel="loss (nats), mean over the epoch", title="Adversarial losses during training")
+    losses = (f"In the last epoch the losses averaged {per_epoch[-1, 0]:.3f} (discriminator) and "
+              f"{per_epoch[-1, 1]:.3f} (generator), against 2 ln 2 = 1.386 and ln 2 = 0.693 for a discriminator that cannot "
+              f"tell the two apart.")
+else:
+    losses = ("This run was trained before the losses of each step were kept with the run, so only the validation "
+              "criterion is drawn; a run trained now keeps them (`artifacts.npz`).")
 ax2.plot([h["epoch"] for h in hist], [-h["valid_loss"] for h in hist], color="C2")
 ax2.set(xlabel="epoch", ylabel="Parzen log-likelihood (nats)",
         title="Validation criterion (2,000 samples)")
-for ax in (ax1, ax2):
+for ax in axes[0]:
     ax.axvline(rec["best_epoch"], color="k", ls="--", lw=1, label=f"kept: epoch {rec['best_epoch']}")
-ax1.legend(fontsize=8)
-ax2.legend(fontsize=8)
+    ax.legend(fontsize=8)
 fig.tight_layout()
 plt.show()
-chapter.glue_values("gan", {"d_loss": f"{per_epoch[-1, 0]:.3f}", "g_loss": f"{per_epoch[-1, 1]:.3f}",
-                            "best_epoch": rec["best_epoch"], "n_epochs": rec["epochs"]})
+chapter.glue_values("gan", {"losses": losses, "best_epoch": rec["best_epoch"], "n_epochs": rec["epochs"]})
 
 # %% [markdown]
 # ## The Parzen window and the results
@@ -276,9 +284,7 @@ chapter.glue_values("gan", {
 # - The early-stopping criterion is the same kind of estimate: the weights kept are those of
 #   epoch {glue:text}`gan_best_epoch` of {glue:text}`gan_n_epochs`, the best by that estimate,
 #   which is not a guarantee of the best samples.
-# - In the last epoch the losses averaged {glue:text}`gan_d_loss` (discriminator) and
-#   {glue:text}`gan_g_loss` (generator), against $2 \ln 2$ and $\ln 2$ for a discriminator that
-#   cannot tell the two apart.
+# - {glue:text}`gan_losses`
 # - The median L2 distance from a sample to its nearest training image is
 #   {glue:text}`gan_nn_sample_median`, against {glue:text}`gan_nn_test_median` for held-out test
 #   images (5% quantiles {glue:text}`gan_nn_sample_q05` and {glue:text}`gan_nn_test_q05`): the

@@ -37,7 +37,7 @@ seed = 0  # the seed whose samples are shown (the tables hold every seed of the 
 
 # %% tags=["hide-input"]
 import pandas as pd
-from IPython.display import HTML, display
+from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 
 from densitybench import paths, report
@@ -74,9 +74,10 @@ table = report.nll_table(records)
 table.to_csv(out / "results.csv", index=False)
 key = list(report.KEY_COLUMNS)
 binary = table["dataset"].isin(BINARY)
-print("Binary images")
+pd.set_option("display.max_colwidth", None)  # every cell whole: the stop reasons are read in full
+display(Markdown("**Binary images**"))
 display(table.loc[binary, key].drop(columns=["bits/dim"]).set_index("model"))
-print("Integer-level images (a continuous model: its dequantization bound)")
+display(Markdown("**Integer-level images** (a continuous model: its dequantization bound)"))
 display(table.loc[~binary, key].set_index("model"))
 
 # %% [markdown]
@@ -102,7 +103,7 @@ display(parzen.set_index("model") if len(parzen) else "no Parzen estimate in thi
 for name in sorted({r["dataset"] for r in records} - set(BINARY)):
     bits = report.bits_table(seed_records, name)
     if len(bits):
-        print(name)
+        display(Markdown(f"**{name}**"))
         display(bits.set_index("model"))
 
 # %% [markdown]
