@@ -129,7 +129,7 @@ def test_a_state_dict_without_counters_still_loads_strictly(key):
         assert identical(again.state_dict()[k], v), k
 
 
-@pytest.mark.parametrize("run", ["made-1mask-s0", "vae-s0", "gan-s0"])
+@pytest.mark.parametrize("run", ["made-1mask-s0", "gan-s0"])  # checkpoints written before the counters
 def test_committed_checkpoints_still_load(run):
     path = paths.REPO_ROOT / "results" / "mnist" / "runs" / run / "model.pt"
     if not path.is_file():

@@ -43,7 +43,7 @@ def test_every_notebook_executes_and_writes_records(smoke_run):
     assert sorted(table["entry"]) == sorted(expected)
     assert table["stopped by"].notna().all() and (table["stopped by"] != "—").all()
     # the all-families table holds the softmax models and the continuous models on the 17 levels
-    bits = (smoke_run / "bits_per_dim_digits.csv").read_text()
+    bits = (smoke_run / "levels_bits_per_dim.csv").read_text()
     for label in ("MADE, 17-way softmax", "NADE, 17-way softmax", "PixelCNN, 17-way softmax", "NICE", "PCA"):
         assert label in bits
     nb = json.loads((smoke_run / "made.ipynb").read_text())
