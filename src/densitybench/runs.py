@@ -440,9 +440,10 @@ ANNOTATIONS = ("label", "anchor", "protocol_note")
 
 
 def annotate(spec: RunSpec, root, *, dry_run: bool = False) -> list[str]:
-    """Bring a finished run's label, published anchor and protocol note (:data:`ANNOTATIONS`) up to date with ``spec`` (its profile entry now), without touching a
-    number: those fields are not in the key. The record keeps a note of each change
-    (``annotations_changed``: when, which fields).
+    """Bring a finished run's label, published anchor and protocol note (:data:`ANNOTATIONS`)
+    up to date with ``spec`` (its profile entry now), without touching a number: those fields
+    are not in the key. The record keeps a note of each change (``annotations_changed``: when,
+    which fields).
 
     Returns:
         the fields that changed (empty when the record already agrees or the run is not finished).
